@@ -1,0 +1,1 @@
+"""datablox benchmarks package."""

@@ -1,0 +1,101 @@
+"""Batch codecs: a list of records to bytes and back.
+
+Each batch header names the codec that encoded its payload, so a receiver can
+decode batches from senders that use different codecs. The default is the
+fastest codec measured by ``python -m benchmarks`` on this kind of machine
+(see the README's codec table); ``DATABLOX_CODEC`` overrides it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from datablox.errors import CodecError
+
+
+@dataclass(frozen=True)
+class Codec:
+    """A named pair of batch encode/decode functions with a one-byte wire id."""
+
+    name: str
+    wire_id: int
+    encode: Callable[[list[Any]], bytes]
+    decode: Callable[[bytes], list[Any]]
+
+
+def _orjson() -> Codec:
+    import orjson
+
+    opts = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+    def encode(records: list[Any]) -> bytes:
+        return orjson.dumps(records, option=opts)
+
+    return Codec("orjson", 1, encode, orjson.loads)
+
+
+def _ujson() -> Codec:
+    import ujson
+
+    def encode(records: list[Any]) -> bytes:
+        return ujson.dumps(records, ensure_ascii=False, reject_bytes=True).encode("utf-8")
+
+    return Codec("ujson", 2, encode, ujson.loads)
+
+
+def _msgpack() -> Codec:
+    import msgpack
+
+    packer_opts = {"use_bin_type": True}
+
+    def encode(records: list[Any]) -> bytes:
+        return msgpack.packb(records, **packer_opts)  # type: ignore[no-any-return]
+
+    def decode(payload: bytes) -> list[Any]:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=False)  # type: ignore[no-any-return]
+
+    return Codec("msgpack", 3, encode, decode)
+
+
+_FACTORIES: dict[str, Callable[[], Codec]] = {
+    "orjson": _orjson,
+    "ujson": _ujson,
+    "msgpack": _msgpack,
+}
+_WIRE_NAMES = {1: "orjson", 2: "ujson", 3: "msgpack"}
+_CACHE: dict[str, Codec] = {}
+
+#: Measured default (see module docstring).
+DEFAULT_CODEC = "orjson"
+
+
+def codec_names() -> list[str]:
+    """Names of all known codecs."""
+    return list(_FACTORIES)
+
+
+def get_codec(name: str | None = None) -> Codec:
+    """The codec called ``name`` (default: ``$DATABLOX_CODEC`` or :data:`DEFAULT_CODEC`)."""
+    name = name or os.environ.get("DATABLOX_CODEC") or DEFAULT_CODEC
+    codec = _CACHE.get(name)
+    if codec is None:
+        factory = _FACTORIES.get(name)
+        if factory is None:
+            raise CodecError(f"unknown codec '{name}'", f"choose one of {', '.join(_FACTORIES)}")
+        try:
+            codec = factory()
+        except ImportError as exc:
+            raise CodecError(f"codec '{name}' is not installed ({exc})") from exc
+        _CACHE[name] = codec
+    return codec
+
+
+def codec_for_wire(wire_id: int) -> Codec:
+    """The codec a received batch header names."""
+    name = _WIRE_NAMES.get(wire_id)
+    if name is None:
+        raise CodecError(f"batch names unknown codec id {wire_id}")
+    return get_codec(name)

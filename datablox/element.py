@@ -1,0 +1,174 @@
+"""The element base classes: what a user subclasses to process records.
+
+An element is one unit of processing. It declares its ports and parameters as
+class attributes (so a topology can be checked without running anything) and
+overrides a few hooks that the runtime calls from a single thread:
+
+``on_start(params)``
+    once, after parameters are validated and every connection is wired, before
+    any record arrives. Raising here fails the run with the element's name.
+``on_batch(port, records)``
+    for each batch that arrives on a push in-port. The default calls
+    ``on_record`` for each record; override it to work on whole batches.
+``on_record(port, record)``
+    for each record (when ``on_batch`` is not overridden). An exception here is
+    logged with the element and port, the record goes to the dead-letter file
+    and the element goes on with the next record.
+``on_query(port, request)``
+    for each query arriving on a query in-port; the return value is the answer.
+    An exception is sent back to the asker as a :class:`~datablox.errors.QueryError`.
+``on_end(port)``
+    when every connection into a push in-port has ended.
+``on_finish()``
+    when all push in-ports have ended (sources: when ``generate`` is exhausted
+    or the run is stopping). The last chance to emit; flush files here.
+
+Not guaranteed: the order of batches arriving from *different* upstream
+elements, nor that a record emitted is delivered if the receiving process is
+killed before it handles it (the run summary reports such losses per connection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from datablox.errors import ElementClassError
+from datablox.ports import Param, Port
+
+if TYPE_CHECKING:
+    from datablox.runtime.context import ElementContext
+
+Record = dict[str, Any]
+
+__all__ = ["Element", "Record", "Source"]
+
+
+class Element:
+    """Base class of every element class. See the module docstring for the hooks."""
+
+    #: Declared ports. Subclasses list ``push_in``/``push_out``/``query_in``/``query_out``.
+    ports: ClassVar[Sequence[Port]] = ()
+    #: Declared parameters with types and defaults.
+    params: ClassVar[Sequence[Param]] = ()
+    #: True when the element is cheap per record, so the planner may fuse it
+    #: with its neighbours automatically.
+    cheap: ClassVar[bool] = False
+
+    #: The element's name in the topology; set by the runtime.
+    name: str = "?"
+    _ctx: ElementContext
+
+    # ---- hooks -------------------------------------------------------------
+    def on_start(self, params: dict[str, Any]) -> None:
+        """Called once with validated parameters (defaults filled in)."""
+
+    def on_batch(self, port: str, records: list[Record]) -> None:
+        """Handle a batch arriving on push in-port ``port``."""
+        for record in records:
+            self.on_record(port, record)
+
+    def on_record(self, port: str, record: Record) -> None:
+        """Handle one record arriving on push in-port ``port``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} receives records on '{port}' but defines no on_record"
+        )
+
+    def on_query(self, port: str, request: Any) -> Any:
+        """Answer one query arriving on query in-port ``port``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} receives queries on '{port}' but defines no on_query"
+        )
+
+    def on_end(self, port: str) -> None:
+        """Called when every connection into push in-port ``port`` has ended."""
+
+    def on_finish(self) -> None:
+        """Called once when all inputs have ended; may still emit."""
+
+    # ---- services provided by the runtime ----------------------------------
+    def emit(self, record: Record, port: str = "out") -> None:
+        """Send ``record`` on push out-port ``port`` (to every connection of that port).
+
+        Blocks while a downstream queue is full (backpressure); never drops.
+        """
+        self._ctx.emit(port, record)
+
+    def emit_many(self, records: list[Record], port: str = "out") -> None:
+        """Send several records on ``port``."""
+        self._ctx.emit_many(port, records)
+
+    def emit_to(self, index: int, record: Record, port: str = "out") -> None:
+        """Send ``record`` on only the ``index``-th connection of ``port`` (routing)."""
+        self._ctx.emit_to(port, index, record)
+
+    def connections(self, port: str = "out") -> int:
+        """How many connections leave push out-port ``port``."""
+        return self._ctx.connections(port)
+
+    def ask(self, request: Any, port: str = "ask", timeout: float = 10.0) -> Any:
+        """Ask a query on query out-port ``port`` and wait up to ``timeout`` s for the answer.
+
+        Raises ``QueryTimeout`` when no answer comes and ``QueryError`` when the
+        answering element failed.
+        """
+        return self._ctx.ask(port, request, timeout)
+
+    def ask_async(self, request: Any, port: str = "ask") -> Any:
+        """Start a query without waiting; returns a handle whose ``result(timeout)`` waits.
+
+        Many queries may be in flight at once; answers are matched by correlation id.
+        """
+        return self._ctx.ask_async(port, request)
+
+    def dead_letter(self, record: Any, error: str, **context: Any) -> None:
+        """Write ``record`` to this element's dead-letter file with an error and context."""
+        self._ctx.dead_letter(self.name, record, error, context)
+
+    def log(self, message: str) -> None:
+        """Write a line to the run log, prefixed with the element name."""
+        self._ctx.log(self.name, message)
+
+    @classmethod
+    def port(cls, name: str) -> Port | None:
+        """The declared port called ``name``, if any."""
+        for p in cls.ports:
+            if p.name == name:
+                return p
+        return None
+
+
+class Source(Element):
+    """An element that produces records from ``generate()``.
+
+    ``generate`` is a generator; each yielded record is emitted on
+    ``source_port``. Yield ``None`` to let the runtime flush timers and handle
+    control messages without emitting (e.g. while waiting for data). It is not
+    guaranteed to run to exhaustion: on Ctrl-C the runtime stops pulling from it
+    and calls ``on_finish``. Set ``self.total`` in ``on_start`` when the number
+    of records is known, so a progress bar can be shown.
+    """
+
+    source_port: ClassVar[str] = "out"
+    total: int | None = None
+
+    def generate(self) -> Iterator[Record | None]:
+        raise NotImplementedError(f"{type(self).__name__} defines no generate()")
+
+    def wait(self, seconds: float) -> None:
+        """Pause for ``seconds`` while the runtime keeps flushing and listening."""
+        self._ctx.wait(seconds)
+
+
+def check_element_class(cls: Any, ref: str) -> type[Element]:
+    """Verify that ``cls`` (loaded from ``ref``) is a usable element class."""
+    if not isinstance(cls, type) or not issubclass(cls, Element):
+        raise ElementClassError(
+            f"'{ref}' is not an element class (got {cls!r})",
+            "element classes subclass datablox.Element or datablox.Source",
+        )
+    names = [p.name for p in cls.ports]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ElementClassError(f"element class '{ref}' declares port(s) twice: {sorted(dupes)}")
+    return cls

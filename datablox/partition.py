@@ -1,0 +1,43 @@
+"""Stable key partitioning: 256 partitions from crc32 of the key's canonical bytes.
+
+Never Python's ``hash()``: it is salted per process, so two processes would
+disagree about where a key lives.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+PARTITIONS = 256
+
+
+def key_bytes(key: Any) -> bytes:
+    """The canonical bytes of a key; equal keys give equal bytes in every process."""
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    if isinstance(key, bool) or key is None:
+        return repr(key).encode()
+    if isinstance(key, int):
+        return str(key).encode()
+    if isinstance(key, float):
+        return (str(int(key)) if key.is_integer() else repr(key)).encode()
+    if isinstance(key, (list, tuple)):
+        return b"\x1f".join(key_bytes(k) for k in key)
+    return repr(key).encode("utf-8")
+
+
+def partition_of(key: Any, partitions: int = PARTITIONS) -> int:
+    """The partition (0..partitions-1) that ``key`` belongs to."""
+    return zlib.crc32(key_bytes(key)) % partitions
+
+
+def owner_of(partition: int, owners: int, partitions: int = PARTITIONS) -> int:
+    """Which of ``owners`` contiguous ranges of partitions holds ``partition``.
+
+    Contiguous ranges (not modulo) so that a shard can later split one owner's
+    range in two without moving the other owners' partitions.
+    """
+    return partition * owners // partitions

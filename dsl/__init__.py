@@ -1,0 +1,1 @@
+"""datablox dsl package."""

@@ -1,0 +1,1 @@
+"""datablox master package."""
