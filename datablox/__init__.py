@@ -1,1 +1,51 @@
-"""datablox datablox package."""
+"""datablox: dataflow topologies of elements joined by ZeroMQ, from one laptop to many hosts.
+
+The public API for writing element classes::
+
+    from datablox import Element, Source, Param, push_in, push_out, query_in, query_out
+"""
+
+from datablox.element import Element, Record, Source
+from datablox.errors import (
+    CodecError,
+    DatabloxError,
+    ElementClassError,
+    ExpressionError,
+    ParameterError,
+    ProtocolError,
+    QueryError,
+    QueryTimeout,
+    RunError,
+    TopologyError,
+)
+from datablox.partition import PARTITIONS, owner_of, partition_of
+from datablox.ports import REQUIRED, Param, Port, push_in, push_out, query_in, query_out
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PARTITIONS",
+    "REQUIRED",
+    "CodecError",
+    "DatabloxError",
+    "Element",
+    "ElementClassError",
+    "ExpressionError",
+    "Param",
+    "ParameterError",
+    "Port",
+    "ProtocolError",
+    "QueryError",
+    "QueryTimeout",
+    "Record",
+    "RunError",
+    "Source",
+    "TopologyError",
+    "__version__",
+    "owner_of",
+    "partition_of",
+    "push_in",
+    "push_out",
+    "query_in",
+    "query_out",
+]

@@ -1,0 +1,138 @@
+"""The care-taker agent: one per node; runs element processes for the master.
+
+It talks to the master over one DEALER socket and to its element processes
+over one ROUTER socket, relaying control messages both ways, adding psutil
+figures to load reports, and restarting processes that crash.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from caretaker.sampler import LoadSampler
+from caretaker.supervisor import Child, Supervisor, log_tail
+from datablox import control
+
+
+class CareTaker:
+    """Serves one master; in embedded mode it runs in a thread of the master process."""
+
+    def __init__(
+        self,
+        master: str,
+        node: str = "local",
+        host: str = "127.0.0.1",
+        slots: int | None = None,
+        max_restarts: int = 3,
+        root: Path | None = None,
+        zctx: zmq.Context | None = None,  # type: ignore[type-arg]
+    ) -> None:
+        self.node = node
+        self.host = host
+        self.slots = slots or os.cpu_count() or 1
+        self.max_restarts = max_restarts
+        self.root = root or Path.home() / ".datablox" / "runs"
+        self.zctx = zctx or zmq.Context.instance()
+        self.master = self.zctx.socket(zmq.DEALER)
+        self.master.setsockopt(zmq.IDENTITY, node.encode())
+        self.master.setsockopt(zmq.LINGER, 1000)
+        self.master.connect(master)
+        self.elements = self.zctx.socket(zmq.ROUTER)
+        self.elements.setsockopt(zmq.LINGER, 0)
+        self.elements.bind(f"tcp://{host}:*")
+        self.element_endpoint = self.elements.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.sampler = LoadSampler()
+        self.supervisor: Supervisor | None = None
+        self.stop_event = threading.Event()
+        self.run_dir: Path | None = None
+
+    def to_master(self, op: str, **fields: Any) -> None:
+        self.master.send(control.encode({"op": op, "node": self.node, **fields}))
+
+    def to_process(self, process: str, msg: dict[str, Any]) -> None:
+        self.elements.send_multipart([process.encode(), control.encode(msg)])
+
+    # ---- master → care-taker ---------------------------------------------
+    def on_master(self, msg: dict[str, Any]) -> None:
+        op = msg["op"]
+        if op == "launch":
+            self.run_dir = Path(msg.get("run_dir") or self.root / msg["run_id"])
+            self.supervisor = Supervisor(self.run_dir, msg.get("max_restarts", self.max_restarts))
+            for spec in msg["processes"]:
+                self.supervisor.launch(self.complete(spec))
+        elif op == "send":
+            self.to_process(msg["process"], msg["msg"])
+        elif op == "kill":
+            if self.supervisor is not None:
+                self.supervisor.kill_all()
+            self.to_master("killed")
+        elif op == "shutdown":
+            if self.supervisor is not None:
+                self.supervisor.kill_all()
+            self.stop_event.set()
+
+    def complete(self, spec: dict[str, Any]) -> dict[str, Any]:
+        assert self.run_dir is not None
+        return {**spec, "control": self.element_endpoint, "run_dir": str(self.run_dir),
+                "host": self.host}
+
+    # ---- element process → care-taker → master -----------------------------
+    def on_element(self, process: str, msg: dict[str, Any]) -> None:
+        child = self.supervisor.children.get(process) if self.supervisor else None
+        op = msg["op"]
+        if op == "ready" and child is not None:
+            child.endpoints = msg.get("endpoints", {})
+        elif op == "finished" and child is not None:
+            child.finished = True
+        if op in ("load", "finished") and child is not None:
+            msg.update(self.sampler.sample(child.popen.pid))
+        msg["process"] = process
+        msg["node"] = self.node
+        self.master.send(control.encode(msg))
+
+    def check_children(self) -> None:
+        if self.supervisor is None:
+            return
+        for ex in self.supervisor.reap():
+            child = ex.child
+            self.sampler.forget(child.popen.pid)
+            tail = log_tail(child.log_path)
+            if ex.kind == "crashed" and child.restarts < self.supervisor.max_restarts:
+                new: Child = self.supervisor.restart(child)
+                self.to_master("restarted", process=child.name, code=ex.code,
+                               restarts=new.restarts, log=tail)
+                continue
+            kind = "gave_up" if ex.kind == "crashed" else ex.kind
+            self.to_master("exited", process=child.name, code=ex.code, kind=kind, log=tail,
+                           restarts=child.restarts)
+
+    def serve(self) -> None:
+        """Run until the master says ``shutdown`` or ``stop_event`` is set."""
+        self.to_master("hello", slots=self.slots, host=self.host, pid=os.getpid())
+        poller = zmq.Poller()
+        poller.register(self.master, zmq.POLLIN)
+        poller.register(self.elements, zmq.POLLIN)
+        try:
+            while not self.stop_event.is_set():
+                for sock, _ in poller.poll(100):
+                    if sock is self.master:
+                        self.on_master(control.decode(self.master.recv()))
+                    else:
+                        ident, data = self.elements.recv_multipart()
+                        self.on_element(ident.decode(), control.decode(data))
+                self.check_children()
+        finally:
+            if self.supervisor is not None:
+                self.supervisor.kill_all()
+            self.master.close()
+            self.elements.close()
+
+    def terminate_children(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.signal_all(signal.SIGTERM)

@@ -1,0 +1,128 @@
+"""Starting, watching, restarting and killing element processes on one node."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from datablox.runtime.process import EXIT_START_FAILED
+
+
+@dataclass
+class Child:
+    """One element process and what the supervisor knows of it."""
+
+    name: str
+    spec: dict[str, Any]
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    restarts: int = 0
+    endpoints: dict[str, str] = field(default_factory=dict)
+    finished: bool = False
+    killed: bool = False
+
+
+@dataclass(frozen=True)
+class Exit:
+    """What happened when a child exited: finished, failed to start, or crashed."""
+
+    child: Child
+    code: int
+    kind: str  # "finished" | "start_failed" | "crashed" | "killed"
+
+
+def log_tail(path: Path, lines: int = 12) -> str:
+    """The last lines of a process log, to show why it died."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+class Supervisor:
+    """Launches element processes as ``python -m datablox.runtime.process SPEC``."""
+
+    def __init__(self, run_dir: Path, max_restarts: int = 3) -> None:
+        self.run_dir = run_dir
+        self.max_restarts = max_restarts
+        self.children: dict[str, Child] = {}
+
+    def launch(self, spec: dict[str, Any]) -> Child:
+        name = spec["process"]
+        specs = self.run_dir / "specs"
+        logs = self.run_dir / "logs"
+        specs.mkdir(parents=True, exist_ok=True)
+        logs.mkdir(parents=True, exist_ok=True)
+        spec_path = specs / f"{name}.json"
+        spec_path.write_bytes(orjson.dumps(spec))
+        log_path = logs / f"{name}.log"
+        with open(log_path, "ab") as log:
+            # A session of its own: a Ctrl-C meant for the master must not hit
+            # elements directly; the master stops them in order instead.
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "datablox.runtime.process", str(spec_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        old = self.children.get(name)
+        child = Child(name, spec, popen, log_path)
+        if old is not None:
+            child.restarts = old.restarts
+            child.endpoints = old.endpoints
+        self.children[name] = child
+        return child
+
+    def restart(self, child: Child) -> Child:
+        spec = {**child.spec, "binds": child.endpoints}
+        new = self.launch(spec)
+        new.restarts = child.restarts + 1
+        return new
+
+    def reap(self) -> list[Exit]:
+        """Exits since the last call."""
+        exits: list[Exit] = []
+        for name, child in list(self.children.items()):
+            code = child.popen.poll()
+            if code is None:
+                continue
+            del self.children[name]
+            if child.killed:
+                kind = "killed"
+            elif code == 0:
+                kind = "finished"
+            elif code == EXIT_START_FAILED:
+                kind = "start_failed"
+            else:
+                kind = "crashed"
+            exits.append(Exit(child, code, kind))
+        return exits
+
+    def signal_all(self, sig: int) -> None:
+        for child in self.children.values():
+            if sig == signal.SIGKILL:
+                child.killed = True
+            try:
+                os.killpg(child.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill_all(self, timeout: float = 5.0) -> None:
+        """SIGKILL every child and wait for each to be gone."""
+        self.signal_all(signal.SIGKILL)
+        for child in list(self.children.values()):
+            try:
+                child.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.children.clear()

@@ -1,0 +1,1 @@
+"""The element runtime: contexts, links, the process main loop and fused execution."""

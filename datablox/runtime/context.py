@@ -1,0 +1,124 @@
+"""What an element instance sees of the runtime: its out-ports, asks and dead letters.
+
+An :class:`ElementContext` is shared by every way of running an element (its
+own process, fused with others, or the in-process test harness); only the
+*links* behind each out-port differ.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from datablox.errors import DatabloxError
+
+
+class Link(Protocol):
+    """One connection leaving an out-port."""
+
+    def append(self, record: Any) -> None: ...
+    def extend(self, records: list[Any]) -> None: ...
+
+
+class Asker(Protocol):
+    """The asking side of one query out-port."""
+
+    def ask_async(self, request: Any) -> Any: ...
+
+
+class DeadLetters(Protocol):
+    def write(self, element: str, record: Any, error: str, context: dict[str, Any]) -> None: ...
+
+
+class OutPort:
+    """The links of one push out-port and the count of records emitted on it."""
+
+    __slots__ = ("emitted", "links", "name")
+
+    def __init__(self, name: str, links: list[Link]) -> None:
+        self.name = name
+        self.links = links
+        self.emitted = 0
+
+
+class ElementContext:
+    """Runtime services for one element instance."""
+
+    def __init__(
+        self,
+        element: str,
+        outputs: dict[str, OutPort],
+        askers: dict[str, Asker],
+        dead_letters: DeadLetters,
+        log: Callable[[str, str], None],
+        wait: Callable[[float], None] | None = None,
+    ) -> None:
+        self.element = element
+        self.outputs = outputs
+        self.askers = askers
+        self._dead = dead_letters
+        self._log = log
+        self._wait = wait or time.sleep
+        self.dead_count = 0
+
+    def _out(self, port: str) -> OutPort:
+        try:
+            return self.outputs[port]
+        except KeyError:
+            known = ", ".join(self.outputs) or "none"
+            raise DatabloxError(
+                f"element '{self.element}' emitted on '{port}', which is not one of its "
+                f"push out-ports ({known})"
+            ) from None
+
+    def emit(self, port: str, record: Any) -> None:
+        out = self._out(port)
+        out.emitted += 1
+        for link in out.links:
+            link.append(record)
+
+    def emit_many(self, port: str, records: list[Any]) -> None:
+        out = self._out(port)
+        out.emitted += len(records)
+        for link in out.links:
+            link.extend(records)
+
+    def emit_to(self, port: str, index: int, record: Any) -> None:
+        out = self._out(port)
+        try:
+            link = out.links[index]
+        except IndexError:
+            raise DatabloxError(
+                f"element '{self.element}' emitted to connection {index} of '{port}', "
+                f"which has {len(out.links)} connection(s)"
+            ) from None
+        out.emitted += 1
+        link.append(record)
+
+    def connections(self, port: str) -> int:
+        return len(self._out(port).links)
+
+    def ask_async(self, port: str, request: Any) -> Any:
+        try:
+            asker = self.askers[port]
+        except KeyError:
+            known = ", ".join(self.askers) or "none"
+            raise DatabloxError(
+                f"element '{self.element}' asked on '{port}', which is not a connected "
+                f"query out-port ({known})"
+            ) from None
+        return asker.ask_async(request)
+
+    def ask(self, port: str, request: Any, timeout: float) -> Any:
+        return self.ask_async(port, request).result(timeout)
+
+    def dead_letter(self, element: str, record: Any, error: str, context: dict[str, Any]) -> None:
+        self.dead_count += 1
+        self._dead.write(element, record, error, context)
+
+    def log(self, element: str, message: str) -> None:
+        self._log(element, message)
+
+    def wait(self, seconds: float) -> None:
+        self._wait(seconds)

@@ -1,0 +1,489 @@
+"""The element process: loads its elements, binds and wires sockets, runs the loop.
+
+Started by a care-taker as ``python -m datablox.runtime.process SPEC.json``. The
+spec (written by the care-taker from the master's plan) names the elements this
+process hosts (one, or several when fused), every connection touching them,
+the care-taker's control endpoint and the run folder.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import zmq
+
+from datablox import control, frames
+from datablox.codec import codec_for_wire, get_codec
+from datablox.element import Element, Source
+from datablox.errors import DatabloxError
+from datablox.ports import validate_params
+from datablox.registry import add_search_path, resolve
+from datablox.runtime.context import ElementContext, OutPort
+from datablox.runtime.handling import DeadLetterFile, Handler, error_text
+from datablox.runtime.hosted import Hosted
+from datablox.runtime.links import LocalAsker, LocalLink, RemoteAsker, RemoteLink
+
+#: Exit code of a process whose elements could not start; it is not restarted.
+EXIT_START_FAILED = 3
+#: Exit code of a process whose care-taker went away.
+EXIT_ORPHANED = 4
+
+REPORT_EVERY = 1.0
+STARTUP_TIMEOUT = 120.0
+
+
+class StartFailed(Exception):
+    def __init__(self, element: str, error: str) -> None:
+        super().__init__(error)
+        self.element = element
+        self.error = error
+
+
+class ProcessRuntime:
+    """Runs the elements of one process until they have all finished."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.pid_name: str = spec["process"]
+        self.zctx = zmq.Context()
+        self.control = self.zctx.socket(zmq.DEALER)
+        self.control.setsockopt(zmq.IDENTITY, self.pid_name.encode())
+        self.control.setsockopt(zmq.LINGER, 2000)
+        self.control.connect(spec["control"])
+        self.codec = get_codec(spec.get("codec"))
+        self.batch_size: int = spec.get("batch_size", 256)
+        self.flush_interval: float = spec.get("flush_ms", 2.0) / 1000.0
+        self.hwm: int = spec.get("hwm", 32)
+        self.host: str = spec.get("host", "127.0.0.1")
+        self.dead = DeadLetterFile(Path(spec["run_dir"]) / "deadletter")
+        self.hosted: dict[str, Hosted] = {}
+        self.links: list[RemoteLink | LocalLink] = []
+        self.remote_links: list[RemoteLink] = []
+        self.in_sockets: dict[zmq.Socket, tuple[Hosted, str]] = {}  # type: ignore[type-arg]
+        self.query_sockets: dict[zmq.Socket, tuple[Hosted, str]] = {}  # type: ignore[type-arg]
+        self.askers: list[RemoteAsker] = []
+        self.recv_counts: dict[int, int] = {}
+        self.expected_seq: dict[int, int] = {}
+        self.poller = zmq.Poller()
+        self.stopping = False
+        self.busy = 0.0
+        self.waited = 0.0
+        self.last_report = time.monotonic()
+        self.busy_at_report = 0.0
+        self.parent = os.getppid()
+        self.conns = {c["id"]: c for c in spec["connections"]}
+
+    # ---- messages to the care-taker ----------------------------------------
+    def send(self, op: str, **fields: Any) -> None:
+        self.control.send(control.encode({"op": op, "process": self.pid_name, **fields}))
+
+    def log(self, element: str, message: str) -> None:
+        print(f"[{element}] {message}", file=sys.stderr, flush=True)
+        self.send("log", element=element, message=message)
+
+    def _await(self, op: str) -> dict[str, Any]:
+        """Block for a control message ``op`` (startup only), handling others meanwhile."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            self._check_parent()
+            if self.control.poll(500):
+                msg = control.decode(self.control.recv())
+                if msg["op"] == op:
+                    return msg
+                self.on_control(msg)
+        raise StartFailed("*", f"no '{op}' from the care-taker within {STARTUP_TIMEOUT:.0f} s")
+
+    def _check_parent(self) -> None:
+        if os.getppid() != self.parent:
+            os._exit(EXIT_ORPHANED)
+
+    # ---- start-up ----------------------------------------------------------
+    def load(self) -> None:
+        for folder in self.spec.get("search_path", []):
+            add_search_path(folder)
+        for espec in self.spec["elements"]:
+            name = espec["name"]
+            try:
+                cls = resolve(espec["class"])
+            except DatabloxError as exc:
+                raise StartFailed(name, str(exc)) from None
+            values, errors = validate_params(espec["class"], cls.params, espec.get("params", {}))
+            if errors:
+                raise StartFailed(name, "; ".join(str(e) for e in errors))
+            element = cls()
+            element.name = name
+            ctx = ElementContext(name, {}, {}, self.dead, self.log, wait=self.wait)
+            element._ctx = ctx
+            hosted = Hosted(espec, element, ctx, Handler(element, ctx, self.log))
+            hosted.spec = {**espec, "values": values}
+            for port in cls.ports:
+                if port.kind == "push" and port.direction == "out":
+                    ctx.outputs[port.name] = OutPort(port.name, [])
+            self.hosted[name] = hosted
+
+    def bind(self) -> dict[str, str]:
+        """Bind a PULL per push in-port and a ROUTER per query in-port with remote peers."""
+        previous: dict[str, str] = self.spec.get("binds", {})
+        endpoints: dict[str, str] = {}
+        for conn in self.spec["connections"]:
+            dst, src = conn["to"], conn["from"]
+            target = self.hosted.get(dst["element"])
+            if target is None:
+                continue
+            if conn["kind"] == "push":
+                target.open_inputs.setdefault(dst["port"], set()).add(conn["id"])
+            else:
+                target.open_queries.setdefault(dst["port"], set()).add(conn["id"])
+            if src["element"] in self.hosted:
+                continue
+            key = f"{dst['element']}.{dst['port']}"
+            if key in endpoints:
+                continue
+            kind = zmq.PULL if conn["kind"] == "push" else zmq.ROUTER
+            sock = self.zctx.socket(kind)
+            sock.setsockopt(zmq.LINGER, 0)
+            if kind == zmq.PULL:
+                sock.setsockopt(zmq.RCVHWM, self.hwm)
+            sock.bind(previous.get(key, f"tcp://{self.host}:*"))
+            endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            table = self.in_sockets if kind == zmq.PULL else self.query_sockets
+            table[sock] = (target, dst["port"])
+            self.poller.register(sock, zmq.POLLIN)
+        return endpoints
+
+    def wire(self, endpoints: dict[str, str]) -> None:
+        """Connect out-ports and query out-ports now that every in-port is bound."""
+        askers: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for conn in self.spec["connections"]:
+            src, dst = conn["from"], conn["to"]
+            sender = self.hosted.get(src["element"])
+            if sender is None:
+                continue
+            if conn["kind"] == "query":
+                askers.setdefault((src["element"], src["port"]), []).append(conn)
+                continue
+            out = sender.ctx.outputs[src["port"]]
+            target = self.hosted.get(dst["element"])
+            link: RemoteLink | LocalLink
+            if target is not None:
+                link = LocalLink(conn["id"], self._local_delivery(target, dst["port"]),
+                                 self.batch_size)
+            else:
+                sock = self.zctx.socket(zmq.PUSH)
+                sock.setsockopt(zmq.SNDHWM, self.hwm)
+                sock.setsockopt(zmq.LINGER, 30000)
+                sock.connect(endpoints[f"{dst['element']}.{dst['port']}"])
+                describe = (f"element '{sender.name}' port '{src['port']}' "
+                            f"(connection to {dst['element']}.{dst['port']})")
+                link = RemoteLink(sock, sender.id, conn["id"], self.codec, self.batch_size,
+                                  self._while_blocked, describe)
+                self.remote_links.append(link)
+            out.links.append(link)
+            self.links.append(link)
+        for (ename, port), conns in askers.items():
+            sender = self.hosted[ename]
+            describe = f"element '{ename}' query port '{port}'"
+            local = [c for c in conns if c["to"]["element"] in self.hosted]
+            if local and len(local) == len(conns):
+                target = self.hosted[local[0]["to"]["element"]]
+                answer_port = local[0]["to"]["port"]
+                sender.ctx.askers[port] = LocalAsker(
+                    lambda req, t=target, p=answer_port: t.handler.query(p, req), describe)
+                continue
+            sock = self.zctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
+            for c in conns:
+                if c["to"]["element"] not in self.hosted:
+                    sock.connect(endpoints[f"{c['to']['element']}.{c['to']['port']}"])
+            asker = RemoteAsker(sock, describe)
+            self.askers.append(asker)
+            sender.ctx.askers[port] = asker
+
+    def _local_delivery(self, target: Hosted, port: str) -> Any:
+        handler = target.handler
+
+        def deliver(records: list[Any]) -> None:
+            handler.batch(port, records)
+
+        return deliver
+
+    def start_elements(self) -> None:
+        for hosted in self.hosted.values():
+            try:
+                hosted.element.on_start(hosted.spec["values"])
+            except Exception as exc:
+                raise StartFailed(hosted.name, error_text(exc)) from None
+            if isinstance(hosted.element, Source):
+                hosted.gen = iter(hosted.element.generate())
+
+    # ---- running -----------------------------------------------------------
+    def on_control(self, msg: dict[str, Any]) -> None:
+        op = msg["op"]
+        if op == "stop":
+            self.stopping = True
+        elif op == "ended":
+            for conn_id in msg.get("conns", []):
+                self.connection_ended(conn_id)
+        elif op == "query_done":
+            for conn_id in msg.get("conns", []):
+                conn = self.conns.get(conn_id)
+                if conn is None:
+                    continue
+                target = self.hosted.get(conn["to"]["element"])
+                if target is not None:
+                    target.open_queries.get(conn["to"]["port"], set()).discard(conn_id)
+                    self.maybe_finish(target)
+
+    def connection_ended(self, conn_id: int) -> None:
+        conn = self.conns[conn_id]
+        target = self.hosted.get(conn["to"]["element"])
+        if target is None:
+            return
+        port = conn["to"]["port"]
+        waiting = target.open_inputs.get(port)
+        if waiting is None or conn_id not in waiting:
+            return
+        waiting.discard(conn_id)
+        if not waiting:
+            self._call(target, "on_end", port)
+        self.maybe_finish(target)
+
+    def _call(self, hosted: Hosted, hook: str, *args: Any) -> None:
+        try:
+            getattr(hosted.element, hook)(*args)
+        except DatabloxError:
+            raise
+        except Exception as exc:
+            hosted.failed = f"{hook} failed: {error_text(exc)}"
+            self.log(hosted.name, hosted.failed)
+
+    def maybe_finish(self, hosted: Hosted) -> None:
+        if hosted.finished or hosted.waiting_for():
+            return
+        hosted.finished = True
+        self._call(hosted, "on_finish")
+        for out in hosted.ctx.outputs.values():
+            for link in out.links:
+                if isinstance(link, RemoteLink):
+                    link.close()
+                else:
+                    link.flush()
+                    self.connection_ended(link.conn_id)
+        for conn in self.spec["connections"]:
+            if conn["kind"] == "query" and conn["from"]["element"] == hosted.name:
+                target = self.hosted.get(conn["to"]["element"])
+                if target is not None:
+                    target.open_queries.get(conn["to"]["port"], set()).discard(conn["id"])
+                    self.maybe_finish(target)
+        self.send("element_finished", element=hosted.name, failed=hosted.failed,
+                  stats=self.element_stats(hosted))
+
+    def element_stats(self, hosted: Hosted) -> dict[str, Any]:
+        return {
+            "in": hosted.handler.received,
+            "out": hosted.emitted(),
+            "errors": hosted.handler.errors,
+            "dead": hosted.ctx.dead_count,
+            "progress": hosted.progress(),
+        }
+
+    def wait(self, seconds: float) -> None:
+        """Pause a source while still flushing batches and answering control messages."""
+        started = time.monotonic()
+        deadline = started + seconds
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.service(min(left, self.flush_interval))
+        self.waited += time.monotonic() - started
+
+    def _while_blocked(self) -> None:
+        if self.control.poll(0):
+            self.on_control(control.decode(self.control.recv()))
+        self.report_if_due()
+
+    def pump(self, hosted: Hosted) -> None:
+        """Pull up to one batch of records from a source's generator."""
+        element = hosted.element
+        assert isinstance(element, Source) and hosted.gen is not None
+        out = hosted.ctx.outputs.get(element.source_port)
+        links = out.links if out else []
+        gen = hosted.gen
+        n = 0
+        try:
+            for record in gen:
+                if record is None:
+                    break
+                n += 1
+                for link in links:
+                    link.append(record)
+                if n >= self.batch_size or self.stopping:
+                    break
+            else:
+                hosted.source_done = True
+        except DatabloxError:
+            raise
+        except Exception as exc:
+            hosted.failed = f"generate failed: {error_text(exc)}"
+            self.log(hosted.name, hosted.failed)
+            hosted.source_done = True
+        if out is not None:
+            out.emitted += n
+        if self.stopping:
+            hosted.source_done = True
+        if hosted.source_done:
+            self.maybe_finish(hosted)
+
+    def service(self, timeout: float) -> None:
+        """Handle whatever is readable within ``timeout`` seconds, then flush due batches."""
+        events = self.poller.poll(int(timeout * 1000))
+        for sock, _ in events:
+            if sock is self.control:
+                self.on_control(control.decode(sock.recv()))
+            elif sock in self.in_sockets:
+                self.drain(sock)
+            else:
+                self.answer(sock)
+        self.flush_due()
+        self.report_if_due()
+
+    def drain(self, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+        hosted, port = self.in_sockets[sock]
+        for _ in range(16):
+            try:
+                header_b, payload = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            header = frames.unpack_header(header_b)
+            conn = header.connection
+            expected = self.expected_seq.get(conn, 0)
+            if header.seq != expected:
+                self.note_gap(hosted, port, header, expected)
+            self.expected_seq[conn] = header.seq + 1
+            if header.kind == frames.EOS:
+                self.connection_ended(conn)
+                continue
+            records = codec_for_wire(header.codec).decode(payload)
+            self.recv_counts[conn] = self.recv_counts.get(conn, 0) + len(records)
+            started = time.perf_counter()
+            hosted.handler.batch(port, records)
+            self.busy += time.perf_counter() - started
+
+    def note_gap(self, hosted: Hosted, port: str, header: frames.Header, expected: int) -> None:
+        if header.seq == 0:
+            what = "its sender restarted; batches in flight during the restart may be lost"
+        elif header.seq > expected:
+            what = f"batches {expected}..{header.seq - 1} are missing"
+        else:
+            what = f"batch {header.seq} arrived again (expected {expected})"
+        self.log(hosted.name, f"port '{port}' connection {header.connection}: {what}")
+
+    def answer(self, sock: zmq.Socket) -> None:  # type: ignore[type-arg]
+        hosted, port = self.query_sockets[sock]
+        for _ in range(64):
+            try:
+                ident, corr, payload = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            started = time.perf_counter()
+            ok, value = hosted.handler.query(port, orjson.loads(payload))
+            self.busy += time.perf_counter() - started
+            reply = {"ok": True, "value": value} if ok else {"ok": False, "error": value}
+            try:
+                body = orjson.dumps(reply, option=orjson.OPT_NON_STR_KEYS, default=repr)
+            except TypeError as exc:
+                body = orjson.dumps({"ok": False, "error": f"answer cannot be encoded: {exc}"})
+            sock.send_multipart([ident, corr, body])
+
+    def flush_due(self) -> None:
+        now = time.monotonic()
+        interval = self.flush_interval
+        for link in self.links:
+            if link.due(now, interval):
+                link.flush()
+
+    def report_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self.last_report < REPORT_EVERY:
+            return
+        self._check_parent()
+        span = now - self.last_report
+        busy = min(1.0, max(0.0, (self.busy - self.busy_at_report) / span))
+        self.busy_at_report = self.busy
+        self.last_report = now
+        self.send("load", **self.snapshot(), busy=busy)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "elements": {h.name: self.element_stats(h) for h in self.hosted.values()},
+            "sent": {link.conn_id: link.sent for link in self.links},
+            "recv": self.recv_counts,
+            "blocked": sum(link.blocked_seconds for link in self.remote_links),
+        }
+
+    def run_loop(self) -> None:
+        sources = [h for h in self.hosted.values() if h.is_source]
+        for hosted in self.hosted.values():
+            self.maybe_finish(hosted)
+        while not all(h.finished for h in self.hosted.values()):
+            active = [h for h in sources if not h.source_done]
+            if active:
+                for hosted in active:
+                    started = time.perf_counter()
+                    waited = self.waited
+                    self.pump(hosted)
+                    self.busy += time.perf_counter() - started - (self.waited - waited)
+                self.service(0)
+            else:
+                pending = any(link.buf for link in self.links)
+                self.service(self.flush_interval if pending else 0.2)
+
+    def run(self) -> int:
+        self.poller.register(self.control, zmq.POLLIN)
+        try:
+            self.load()
+            endpoints = self.bind()
+            self.send("ready", endpoints=endpoints, pid=os.getpid())
+            wire = self._await("wire")
+            self.wire(wire["endpoints"])
+            self.start_elements()
+            self.send("started")
+            self._await("go")
+            for conn_id in wire.get("ended", []):
+                self.connection_ended(conn_id)
+        except StartFailed as exc:
+            self.send("failed", element=exc.element, error=exc.error)
+            self.close(linger=True)
+            return EXIT_START_FAILED
+        self.run_loop()
+        for link in self.links:
+            link.flush()
+        self.send("finished", **self.snapshot())
+        self.close(linger=True)
+        return 0
+
+    def close(self, linger: bool) -> None:
+        self.dead.close()
+        self.zctx.destroy(linger=None if linger else 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Ctrl-C in a terminal reaches the whole process group; the master turns it
+    # into an orderly stop, so element processes ignore it themselves.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    spec = orjson.loads(Path(argv[0]).read_bytes())
+    runtime = ProcessRuntime(spec)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(runtime, "stopping", True))
+    return runtime.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

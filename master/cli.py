@@ -1,0 +1,206 @@
+"""``datablox-master``: check, compile and run topologies."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+
+from datablox.errors import DatabloxError, TopologyError
+
+app = typer.Typer(
+    help="Check, compile and run datablox topologies (.topo files or tradecraft JSON).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", metavar="ELEMENT.PARAM=VALUE",
+                 help="Override an element parameter; VALUE is a .topo literal "
+                      "(number, true/false, null, \"string\", [list], {map}) or a bare string. "
+                      "Repeatable."),
+]
+FileArg = Annotated[Path, typer.Argument(help="A .topo file, or a compiled tradecraft .json file.")]
+
+
+class Fusion(str, Enum):
+    auto = "auto"
+    off = "off"
+    max = "max"
+
+
+class DisplayMode(str, Enum):
+    auto = "auto"
+    live = "live"
+    plain = "plain"
+    quiet = "quiet"
+
+
+def _load(path: Path, overrides: list[str] | None) -> Any:
+    import dsl
+
+    result = dsl.load_any(str(path), list(overrides or []))
+    warnings = result.rendered_warnings()
+    if warnings:
+        err.print(warnings, highlight=False, markup=False)
+    return result
+
+
+def _fail(exc: DatabloxError, code: int = 2) -> None:
+    if isinstance(exc, TopologyError):
+        err.print(str(exc), highlight=False, markup=False)
+    else:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def check(file: FileArg, set_: SetOption = None) -> None:
+    """Check a topology without running it: classes, ports, parameters, record fields, cycles.
+
+    Exit code 0 when it is valid, 2 when it has errors (each shown with file:line:col).
+    """
+    try:
+        result = _load(file, set_)
+    except DatabloxError as exc:
+        _fail(exc)
+    tc = result.tradecraft
+    print(f"ok: {file}: topology '{tc['name']}', {len(tc['elements'])} elements, "
+          f"{len(tc['connections'])} connections")
+
+
+@app.command("compile")
+def compile_(
+    file: FileArg,
+    set_: SetOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                      help="Write the tradecraft JSON here instead of standard output.")] = None,
+) -> None:
+    """Compile a topology to canonical tradecraft JSON (see docs/tradecraft.md)."""
+    try:
+        result = _load(file, set_)
+    except DatabloxError as exc:
+        _fail(exc)
+    text = orjson.dumps(result.tradecraft, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def run(
+    file: FileArg,
+    set_: SetOption = None,
+    fusion: Annotated[Fusion, typer.Option(
+        help="Which elements share a process: 'auto' = the topology's fuse statements plus "
+             "chains into cheap elements (and more chains while a node has more processes "
+             "than slots); 'off' = one process per element; 'max' = fuse every chain.")
+    ] = Fusion.auto,
+    slots: Annotated[int | None, typer.Option(
+        help="Element processes per node before 'auto' fusion packs chains "
+             "(default: the node's CPU count).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Records per pushed batch.")] = 256,
+    flush_ms: Annotated[float, typer.Option(
+        help="A partly filled batch is sent after this many milliseconds.")] = 2.0,
+    codec: Annotated[str | None, typer.Option(
+        help="Batch codec: orjson, ujson or msgpack (default: the measured fastest).")] = None,
+    max_restarts: Annotated[int, typer.Option(
+        help="How often a crashed element process is restarted before the run fails.")] = 3,
+    run_dir: Annotated[Path | None, typer.Option(
+        help="Folder for logs and dead letters (default: .datablox/runs/NAME-TIME).")] = None,
+    display: Annotated[DisplayMode, typer.Option(
+        help="live = table redrawn in place; plain = a status line every 5 s; quiet = only "
+             "warnings; auto = live on a terminal, else plain.")] = DisplayMode.auto,
+    summary_json: Annotated[Path | None, typer.Option(
+        help="Also write the final per-element figures as JSON to this file.")] = None,
+) -> None:
+    """Run a topology on this machine: an embedded care-taker starts every element process.
+
+    Shows a live table (records/s, backlog, busy %, restarts) and exits when the
+    topology finishes: 0 on success, 1 when an element failed, 2 for a topology
+    error, 130 after Ctrl-C (the first Ctrl-C stops sources and lets queues drain;
+    a second kills every element process).
+    """
+    from master.display import LiveDisplay, PlainDisplay, QuietDisplay
+    from master.embedded import run_embedded
+    from master.service import RunOptions
+    from master.summary import print_summary
+
+    try:
+        result = _load(file, set_)
+    except DatabloxError as exc:
+        _fail(exc)
+    mode = display.value
+    if mode == "auto":
+        mode = "live" if err.is_terminal else "plain"
+    shown = {"live": LiveDisplay, "plain": PlainDisplay, "quiet": QuietDisplay}[mode]()
+    interrupts = [0]
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        interrupts[0] += 1
+
+    signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigint)
+    options = RunOptions(fusion=fusion.value, slots=slots, batch_size=batch_size,  # type: ignore[arg-type]
+                         flush_ms=flush_ms, codec=codec, max_restarts=max_restarts,
+                         run_dir=run_dir)
+    try:
+        outcome = run_embedded(result.tradecraft, options, shown, lambda: interrupts[0])
+    except DatabloxError as exc:
+        _fail(exc, 1)
+    print_summary(outcome, err)
+    if summary_json:
+        summary_json.write_bytes(orjson.dumps(outcome.summary(), option=orjson.OPT_INDENT_2))
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def classes() -> None:
+    """List the registered element classes with their ports."""
+    from datablox.registry import registered, resolve
+
+    for name, target in sorted(registered().items()):
+        try:
+            cls = resolve(name)
+        except DatabloxError as exc:
+            print(f"{name:16} {target}  (cannot load: {exc.message})")
+            continue
+        ports = ", ".join(f"{p.name}:{p.direction}/{p.kind}" for p in cls.ports)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name:16} {doc}\n{'':16} ports: {ports}")
+
+
+@app.command()
+def describe(name: Annotated[str, typer.Argument(
+        help="A registered class name or package.module:Class.")]) -> None:
+    """Show an element class's documentation, ports and parameters."""
+    from datablox.ports import REQUIRED
+    from datablox.registry import resolve
+
+    try:
+        cls = resolve(name)
+    except DatabloxError as exc:
+        _fail(exc)
+    print(f"{name}  ({cls.__module__}:{cls.__qualname__})\n")
+    print((cls.__doc__ or "(no documentation)").strip() + "\n")
+    print("ports:")
+    for p in cls.ports:
+        print(f"  {p.describe()}" + (f" — {p.doc}" if p.doc else ""))
+    print("parameters:")
+    for prm in cls.params:
+        default = "required" if prm.default is REQUIRED else f"default {prm.default!r}"
+        print(f"  {prm.name}: {prm.type} ({default})" + (f" — {prm.doc}" if prm.doc else ""))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,116 @@
+"""What the user sees while a topology runs: a live table, progress bars, logs, a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from master.state import RunState
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n else "-"
+
+
+def element_table(state: RunState, title: str | None = None) -> Table:
+    """One row per element: throughput, backlog, busy %, restarts, errors."""
+    table = Table(title=title, title_justify="left", expand=False)
+    for col, justify in (("element", "left"), ("class", "left"), ("process", "left"),
+                         ("in", "right"), ("out", "right"), ("rec/s", "right"),
+                         ("backlog", "right"), ("busy", "right"), ("restarts", "right"),
+                         ("errors", "right"), ("rss", "right"), ("state", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for view in state.elements.values():
+        proc = state.processes[view.process]
+        shown = "failed" if view.failed else "done" if view.finished else (
+            "starting" if not proc.started else "running")
+        table.add_row(
+            view.name, view.cls, view.process, f"{view.records_in:,}", f"{view.records_out:,}",
+            f"{view.rate:,.0f}", f"{state.backlog(view.name):,}", f"{proc.busy * 100:.0f}%",
+            str(proc.restarts), str(view.stats.get("errors", 0)), _mb(proc.rss), shown,
+        )
+    return table
+
+
+class LiveDisplay:
+    """A rich live table with a progress bar per source whose total is known."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed:,}/{task.total:,}"),
+                                 TimeRemainingColumn(), console=self.console)
+        self.tasks: dict[str, TaskID] = {}
+        self.live: Live | None = None
+
+    def start(self, state: RunState) -> None:
+        self.live = Live(console=self.console, refresh_per_second=4, transient=False)
+        self.live.start()
+
+    def update(self, state: RunState, elapsed: float) -> None:
+        for view in state.elements.values():
+            prog = view.stats.get("progress")
+            if prog and prog[1]:
+                task = self.tasks.get(view.name)
+                if task is None:
+                    task = self.progress.add_task(view.name, total=prog[1])
+                    self.tasks[view.name] = task
+                self.progress.update(task, completed=prog[0])
+        body = element_table(state, f"{state.tradecraft.get('name', '')} — {elapsed:.1f} s")
+        if self.live is not None:
+            self.live.update(Group(body, self.progress) if self.tasks else body)
+
+    def log(self, text: str) -> None:
+        self.console.print(f"[yellow]{text}[/yellow]", highlight=False)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+class PlainDisplay:
+    """Line-by-line output for logs and pipes: a status line every few seconds."""
+
+    def __init__(self, stream: TextIO | None = None, every: float = 5.0) -> None:
+        self.stream = stream or sys.stderr
+        self.every = every
+        self.last = time.monotonic()
+
+    def start(self, state: RunState) -> None:
+        names = ", ".join(f"{p.name}[{'+'.join(p.elements)}]" for p in state.plan.processes)
+        print(f"running {state.tradecraft.get('name', '')}: {names}", file=self.stream,
+              flush=True)
+
+    def update(self, state: RunState, elapsed: float) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        parts = []
+        for view in state.elements.values():
+            prog = view.stats.get("progress")
+            extra = f"/{prog[1]:,}" if prog and prog[1] else ""
+            parts.append(f"{view.name} {max(view.records_in, view.records_out):,}{extra}")
+        print(f"[{elapsed:6.1f}s] " + "; ".join(parts), file=self.stream, flush=True)
+
+    def log(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def stop(self) -> None:
+        pass
+
+
+class QuietDisplay(PlainDisplay):
+    """Only logs (warnings and errors)."""
+
+    def start(self, state: RunState) -> None:
+        pass
+
+    def update(self, state: RunState, elapsed: float) -> None:
+        pass

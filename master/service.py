@@ -1,0 +1,264 @@
+"""The master service: plans a topology, drives care-takers through start-up, watches the run."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import zmq
+
+from datablox import control
+from datablox.errors import RunError
+from datablox.registry import add_search_path, resolve
+from master.planner import FusionMode, NodeInfo, Plan, plan
+from master.state import RunState
+
+
+class Display(Protocol):
+    def start(self, state: RunState) -> None: ...
+    def update(self, state: RunState, elapsed: float) -> None: ...
+    def log(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass
+class RunOptions:
+    """How to run a topology (every field has a CLI option of the same name)."""
+
+    fusion: FusionMode = "auto"
+    slots: int | None = None
+    batch_size: int = 256
+    flush_ms: float = 2.0
+    codec: str | None = None
+    hwm: int = 32
+    max_restarts: int = 3
+    run_dir: Path | None = None
+    startup_timeout: float = 60.0
+
+
+@dataclass
+class RunResult:
+    """How a run ended, with the final state for summaries."""
+
+    exit_code: int
+    interrupted: bool
+    state: RunState
+    run_dir: Path
+    elapsed: float
+    problems: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able summary (``--summary-json``)."""
+        st = self.state
+        return {
+            "exit_code": self.exit_code,
+            "interrupted": self.interrupted,
+            "elapsed": self.elapsed,
+            "run_dir": str(self.run_dir),
+            "problems": self.problems,
+            "lost": st.lost(),
+            "elements": {
+                name: {**view.stats, "class": view.cls, "process": view.process,
+                       "node": view.node, "failed": view.failed,
+                       "restarts": st.processes[view.process].restarts,
+                       "peak_rss": st.processes[view.process].peak_rss}
+                for name, view in st.elements.items()
+            },
+            "processes": {
+                name: {"node": p.node, "elements": p.elements, "restarts": p.restarts,
+                       "exit": p.exited, "exit_code": p.exit_code, "peak_rss": p.peak_rss}
+                for name, p in st.processes.items()
+            },
+        }
+
+
+class Master:
+    """Binds the control ROUTER that care-takers connect to."""
+
+    def __init__(self, bind: str = "tcp://127.0.0.1:*",
+                 zctx: zmq.Context | None = None) -> None:  # type: ignore[type-arg]
+        self.zctx = zctx or zmq.Context.instance()
+        self.router = self.zctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 1000)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.bind(bind)
+        self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.nodes: dict[str, NodeInfo] = {}
+
+    def recv(self, timeout_ms: int) -> dict[str, Any] | None:
+        if not self.router.poll(timeout_ms):
+            return None
+        ident, data = self.router.recv_multipart()
+        msg = control.decode(data)
+        msg.setdefault("node", ident.decode())
+        if msg["op"] == "hello":
+            self.nodes[msg["node"]] = NodeInfo(msg["node"], int(msg.get("slots", 1)))
+        return msg
+
+    def send_node(self, node: str, msg: dict[str, Any]) -> None:
+        self.router.send_multipart([node.encode(), control.encode(msg)])
+
+    def wait_for_nodes(self, count: int, timeout: float) -> list[NodeInfo]:
+        deadline = time.monotonic() + timeout
+        while len(self.nodes) < count:
+            if time.monotonic() > deadline:
+                raise RunError(f"only {len(self.nodes)} of {count} care-taker(s) said hello "
+                               f"within {timeout:.0f} s")
+            self.recv(100)
+        return list(self.nodes.values())
+
+    def close(self) -> None:
+        self.router.close(linger=0)
+
+
+def cheap_classes(tradecraft: dict[str, Any]) -> dict[str, bool]:
+    """Which elements are declared cheap by their class (for automatic fusion)."""
+    for folder in tradecraft.get("search_path", []):
+        add_search_path(folder)
+    return {e["name"]: bool(getattr(resolve(e["class"]), "cheap", False))
+            for e in tradecraft["elements"]}
+
+
+class Run:
+    """One topology run on the master's nodes, from launch to the last exit."""
+
+    def __init__(self, master: Master, tradecraft: dict[str, Any], options: RunOptions,
+                 display: Display, interrupted: Callable[[], int], embedded: bool) -> None:
+        self.master = master
+        self.options = options
+        self.display = display
+        self.interrupted = interrupted
+        nodes = list(master.nodes.values())
+        if options.slots:
+            nodes = [NodeInfo(n.name, options.slots) for n in nodes]
+        self.plan: Plan = plan(tradecraft, nodes, options.fusion, cheap_classes(tradecraft),
+                               embedded)
+        self.state = RunState(tradecraft, self.plan)
+        run_id = f"{tradecraft.get('name', 'run')}-{time.strftime('%Y%m%d-%H%M%S')}-" \
+                 f"{uuid.uuid4().hex[:4]}"
+        self.run_dir = (options.run_dir or Path(".datablox") / "runs" / run_id).resolve()
+        self.run_id = run_id
+        self.phase = "starting"
+        self.go_at: float | None = None
+        self.kill_sent = False
+
+    def to_process(self, process: str, msg: dict[str, Any]) -> None:
+        node = self.state.processes[process].node
+        self.master.send_node(node, {"op": "send", "process": process, "msg": msg})
+
+    def launch(self) -> None:
+        o = self.options
+        by_node: dict[str, list[dict[str, Any]]] = {}
+        for proc in self.plan.processes:
+            spec = self.state.spec_for(proc.name)
+            spec.update(batch_size=o.batch_size, flush_ms=o.flush_ms, hwm=o.hwm, codec=o.codec)
+            by_node.setdefault(proc.node, []).append(spec)
+        for node, specs in by_node.items():
+            self.master.send_node(node, {"op": "launch", "run_id": self.run_id,
+                                         "run_dir": str(self.run_dir), "processes": specs,
+                                         "max_restarts": o.max_restarts})
+
+    def kill(self) -> None:
+        if not self.kill_sent:
+            self.kill_sent = True
+            for node in {p.node for p in self.plan.processes}:
+                self.master.send_node(node, {"op": "kill"})
+
+    def stop(self) -> None:
+        self.state.stopping = True
+        for proc in self.state.processes.values():
+            if not proc.exited:
+                self.to_process(proc.name, {"op": "stop"})
+
+    def handle(self, msg: dict[str, Any]) -> None:
+        op, st = msg["op"], self.state
+        process = msg.get("process", "")
+        commands: list[tuple[str, dict[str, Any]]] = []
+        if op == "ready":
+            st.on_ready(process, msg.get("endpoints", {}), msg.get("pid"))
+            if self.phase == "starting" and st.all_ready():
+                for name in st.processes:
+                    self.to_process(name, st.wire_message(name))
+            elif self.phase != "starting":
+                self.to_process(process, st.wire_message(process))
+        elif op == "started":
+            st.processes[process].started = True
+            if self.phase == "starting" and st.all_started():
+                self.phase = "running"
+                self.go_at = time.monotonic()
+                for name, proc in st.processes.items():
+                    if not proc.exited:
+                        self.to_process(name, {"op": "go"})
+            elif self.phase != "starting":
+                self.to_process(process, {"op": "go"})
+                if st.stopping:
+                    self.to_process(process, {"op": "stop"})
+        elif op == "failed":
+            st.problems.append(f"element '{msg.get('element')}' could not start: {msg['error']}")
+            self.kill()
+        elif op in ("load", "finished"):
+            st.on_load(process, msg, time.monotonic())
+        elif op == "log":
+            self.display.log(f"{msg.get('element')}: {msg.get('message')}")
+        elif op == "element_finished":
+            commands = st.on_element_finished(msg["element"], msg.get("failed"),
+                                              msg.get("stats", {}))
+        elif op == "restarted":
+            st.on_restart(process, int(msg["restarts"]), int(msg["code"]))
+            self.display.log(f"process {process} ({', '.join(st.processes[process].elements)}) "
+                             f"died with exit code {msg['code']}; restarted "
+                             f"({msg['restarts']}/{self.options.max_restarts})")
+        elif op == "exited":
+            st.processes[process].restarts = int(msg.get("restarts", 0))
+            commands = st.on_exit(process, msg["kind"], int(msg["code"]), msg.get("log", ""))
+            if msg["kind"] not in ("finished", "killed"):
+                self.display.log(f"process {process} {msg['kind'].replace('_', ' ')} "
+                                 f"(exit code {msg['code']})")
+        for target, command in commands:
+            if not st.processes[target].exited:
+                self.to_process(target, command)
+
+    def execute(self) -> RunResult:
+        started = time.monotonic()
+        self.launch()
+        self.display.start(self.state)
+        seen_interrupts = 0
+        last_draw = 0.0
+        try:
+            while not self.state.done():
+                interrupts = self.interrupted()
+                if interrupts > seen_interrupts:
+                    seen_interrupts = interrupts
+                    if interrupts == 1 and self.phase == "running":
+                        self.display.log("stopping: sources stop, queues drain, sinks flush "
+                                         "(Ctrl-C again to kill)")
+                        self.stop()
+                    else:
+                        self.display.log("killing every element process")
+                        self.kill()
+                if (self.phase == "starting" and not self.kill_sent
+                        and time.monotonic() - started > self.options.startup_timeout):
+                    self.state.problems.append(
+                        f"the topology did not start within {self.options.startup_timeout:.0f} s")
+                    self.kill()
+                msg = self.master.recv(100)
+                while msg is not None:
+                    self.handle(msg)
+                    msg = self.master.recv(0)
+                now = time.monotonic()
+                if now - last_draw >= 0.5:
+                    last_draw = now
+                    self.display.update(self.state, now - started)
+        finally:
+            self.display.update(self.state, time.monotonic() - started)
+            self.display.stop()
+        elapsed = time.monotonic() - (self.go_at or started)
+        problems = list(self.state.problems)
+        code = 1 if self.state.failed() else 0
+        if seen_interrupts:
+            code = 130
+        return RunResult(code, bool(seen_interrupts), self.state, self.run_dir, elapsed, problems)

@@ -1,0 +1,230 @@
+"""The master's picture of one run: processes, element counters, what has ended.
+
+Pure bookkeeping: events go in through ``on_*`` methods with the time passed
+in; messages to send come back as ``(process, message)`` pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from master.planner import Plan
+
+Command = tuple[str, dict[str, Any]]
+
+
+@dataclass
+class ElementView:
+    """What the master knows about one element."""
+
+    name: str
+    cls: str
+    process: str
+    node: str
+    stats: dict[str, Any] = field(default_factory=dict)
+    finished: bool = False
+    failed: str | None = None
+    rate: float = 0.0
+    last_count: int = 0
+    last_at: float | None = None
+
+    @property
+    def records_in(self) -> int:
+        return int(self.stats.get("in", 0))
+
+    @property
+    def records_out(self) -> int:
+        return int(self.stats.get("out", 0))
+
+
+@dataclass
+class ProcessView:
+    name: str
+    node: str
+    elements: list[str]
+    ready: bool = False
+    started: bool = False
+    endpoints: dict[str, str] = field(default_factory=dict)
+    exited: str | None = None
+    exit_code: int | None = None
+    restarts: int = 0
+    busy: float = 0.0
+    cpu: float = 0.0
+    rss: int = 0
+    peak_rss: int = 0
+    blocked: float = 0.0
+    pid: int | None = None
+
+
+class RunState:
+    """Bookkeeping of a running topology."""
+
+    def __init__(self, tradecraft: Mapping[str, Any], plan: Plan) -> None:
+        self.tradecraft = tradecraft
+        self.plan = plan
+        self.process_of = plan.process_of()
+        self.processes = {p.name: ProcessView(p.name, p.node, list(p.elements))
+                          for p in plan.processes}
+        self.elements = {
+            e["name"]: ElementView(e["name"], e["class"], self.process_of[e["name"]],
+                                   self.processes[self.process_of[e["name"]]].node)
+            for e in tradecraft["elements"]
+        }
+        self.connections = list(tradecraft["connections"])
+        self.sent: dict[int, int] = {}
+        self.recv: dict[int, int] = {}
+        # counters restart from zero with a restarted process; keep what came before
+        self.sent_base: dict[int, int] = {}
+        self.recv_base: dict[int, int] = {}
+        self.problems: list[str] = []
+        self.stopping = False
+
+    # ---- start-up ----------------------------------------------------------
+    def spec_for(self, process: str) -> dict[str, Any]:
+        """The part of the topology one process needs."""
+        proc = self.processes[process]
+        hosted = set(proc.elements)
+        by_name = {e["name"]: e for e in self.tradecraft["elements"]}
+        return {
+            "process": process,
+            "elements": [by_name[n] for n in proc.elements],
+            "connections": [c for c in self.connections
+                            if c["from"]["element"] in hosted or c["to"]["element"] in hosted],
+            "search_path": list(self.tradecraft.get("search_path", [])),
+        }
+
+    def on_ready(self, process: str, endpoints: Mapping[str, str], pid: int | None) -> None:
+        proc = self.processes[process]
+        proc.ready = True
+        proc.started = False
+        proc.endpoints = dict(endpoints)
+        proc.pid = pid
+
+    def all_ready(self) -> bool:
+        return all(p.ready for p in self.processes.values())
+
+    def all_started(self) -> bool:
+        return all(p.started or p.exited for p in self.processes.values())
+
+    def endpoints(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for proc in self.processes.values():
+            merged.update(proc.endpoints)
+        return merged
+
+    def wire_message(self, process: str) -> dict[str, Any]:
+        """Endpoints to connect to, and inputs whose sender already finished (after a restart)."""
+        hosted = set(self.processes[process].elements)
+        ended = [
+            c["id"] for c in self.connections
+            if c["kind"] == "push" and c["to"]["element"] in hosted
+            and self.elements[c["from"]["element"]].finished
+        ]
+        return {"op": "wire", "endpoints": self.endpoints(), "ended": ended}
+
+    # ---- running -----------------------------------------------------------
+    def on_load(self, process: str, msg: Mapping[str, Any], now: float) -> None:
+        proc = self.processes[process]
+        proc.busy = float(msg.get("busy", proc.busy))
+        proc.blocked = float(msg.get("blocked", 0.0))
+        for key in ("cpu", "rss", "peak_rss"):
+            if key in msg:
+                setattr(proc, key, msg[key])
+        for name, stats in msg.get("elements", {}).items():
+            view = self.elements[name]
+            view.stats = dict(stats)
+            count = max(view.records_in, view.records_out)
+            if view.last_at is not None and now > view.last_at:
+                view.rate = (count - view.last_count) / (now - view.last_at)
+            view.last_count, view.last_at = count, now
+        for key, table, base in (("sent", self.sent, self.sent_base),
+                                 ("recv", self.recv, self.recv_base)):
+            for conn, n in msg.get(key, {}).items():
+                table[int(conn)] = base.get(int(conn), 0) + int(n)
+
+    def on_element_finished(self, name: str, failed: str | None,
+                            stats: Mapping[str, Any]) -> list[Command]:
+        view = self.elements[name]
+        view.finished = True
+        view.stats = dict(stats)
+        view.rate = 0.0
+        if failed:
+            view.failed = failed
+            self.problems.append(f"element '{name}': {failed}")
+        commands: list[Command] = []
+        for c in self.connections:
+            if c["kind"] == "query" and c["from"]["element"] == name:
+                target = self.process_of[c["to"]["element"]]
+                commands.append((target, {"op": "query_done", "conns": [c["id"]]}))
+        return commands
+
+    def on_exit(self, process: str, kind: str, code: int, detail: str = "") -> list[Command]:
+        """A process is gone for good; end its outputs so downstream can finish."""
+        proc = self.processes[process]
+        proc.exited = kind
+        proc.exit_code = code
+        commands: list[Command] = []
+        if kind == "finished":
+            return commands
+        what = {"start_failed": "could not start", "crashed": "crashed and was not restarted",
+                "gave_up": f"crashed {proc.restarts + 1} times; gave up",
+                "killed": "was killed"}.get(kind, kind)
+        if kind != "start_failed":
+            self.problems.append(f"process {process} ({', '.join(proc.elements)}) {what} "
+                                 f"(exit code {code}){': ' + detail if detail else ''}")
+        for name in proc.elements:
+            self.elements[name].finished = True
+            self.elements[name].failed = self.elements[name].failed or what
+            for c in self.connections:
+                if c["from"]["element"] != name:
+                    continue
+                target = self.process_of[c["to"]["element"]]
+                if self.processes[target].exited:
+                    continue
+                op = "ended" if c["kind"] == "push" else "query_done"
+                commands.append((target, {"op": op, "conns": [c["id"]]}))
+        return commands
+
+    def on_restart(self, process: str, restarts: int, code: int) -> None:
+        proc = self.processes[process]
+        proc.restarts = restarts
+        proc.ready = False
+        proc.started = False
+        hosted = set(proc.elements)
+        for c in self.connections:
+            if c["from"]["element"] in hosted:
+                self.sent_base[c["id"]] = self.sent.get(c["id"], 0)
+            if c["to"]["element"] in hosted:
+                self.recv_base[c["id"]] = self.recv.get(c["id"], 0)
+
+    def backlog(self, name: str) -> int:
+        """Records sent towards ``name`` but not yet received by it."""
+        total = 0
+        for c in self.connections:
+            if c["kind"] == "push" and c["to"]["element"] == name:
+                total += max(0, self.sent.get(c["id"], 0) - self.recv.get(c["id"], 0))
+        return total
+
+    def lost(self) -> list[str]:
+        """Connections where fewer records arrived than were sent (after the run)."""
+        out = []
+        for c in self.connections:
+            if c["kind"] != "push":
+                continue
+            if self.process_of[c["from"]["element"]] == self.process_of[c["to"]["element"]]:
+                continue
+            sent, recv = self.sent.get(c["id"], 0), self.recv.get(c["id"], 0)
+            if sent > recv:
+                out.append(f"{c['from']['element']}.{c['from']['port']} -> "
+                           f"{c['to']['element']}.{c['to']['port']}: {sent} sent, {recv} received "
+                           f"({sent - recv} lost)")
+        return out
+
+    def done(self) -> bool:
+        return all(p.exited for p in self.processes.values())
+
+    def failed(self) -> bool:
+        return bool(self.problems) or any(
+            p.exited not in (None, "finished") for p in self.processes.values())
