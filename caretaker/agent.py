@@ -69,9 +69,9 @@ class CareTaker:
         elif op == "send":
             self.to_process(msg["process"], msg["msg"])
         elif op == "kill":
+            # the exits are reaped and reported one by one as "killed"
             if self.supervisor is not None:
-                self.supervisor.kill_all()
-            self.to_master("killed")
+                self.supervisor.signal_all(signal.SIGKILL)
         elif op == "shutdown":
             if self.supervisor is not None:
                 self.supervisor.kill_all()

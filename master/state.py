@@ -78,6 +78,7 @@ class RunState:
         # counters restart from zero with a restarted process; keep what came before
         self.sent_base: dict[int, int] = {}
         self.recv_base: dict[int, int] = {}
+        self.dropped: dict[int, int] = {}
         self.problems: list[str] = []
         self.stopping = False
 
@@ -139,6 +140,8 @@ class RunState:
             if view.last_at is not None and now > view.last_at:
                 view.rate = (count - view.last_count) / (now - view.last_at)
             view.last_count, view.last_at = count, now
+        for conn, n in msg.get("dropped", {}).items():
+            self.dropped[int(conn)] = int(n)
         for key, table, base in (("sent", self.sent, self.sent_base),
                                  ("recv", self.recv, self.recv_base)):
             for conn, n in msg.get(key, {}).items():
@@ -174,6 +177,11 @@ class RunState:
         if kind != "start_failed":
             self.problems.append(f"process {process} ({', '.join(proc.elements)}) {what} "
                                  f"(exit code {code}){': ' + detail if detail else ''}")
+        for c in self.connections:
+            if c["kind"] == "push" and c["to"]["element"] in proc.elements:
+                sender = self.process_of[c["from"]["element"]]
+                if sender != process and not self.processes[sender].exited:
+                    commands.append((sender, {"op": "abandon", "conns": [c["id"]]}))
         for name in proc.elements:
             self.elements[name].finished = True
             self.elements[name].failed = self.elements[name].failed or what
@@ -216,10 +224,19 @@ class RunState:
             if self.process_of[c["from"]["element"]] == self.process_of[c["to"]["element"]]:
                 continue
             sent, recv = self.sent.get(c["id"], 0), self.recv.get(c["id"], 0)
-            if sent > recv:
-                out.append(f"{c['from']['element']}.{c['from']['port']} -> "
-                           f"{c['to']['element']}.{c['to']['port']}: {sent} sent, {recv} received "
-                           f"({sent - recv} lost)")
+            if sent <= recv:
+                continue
+            edge = (f"{c['from']['element']}.{c['from']['port']} -> "
+                    f"{c['to']['element']}.{c['to']['port']}")
+            dropped = self.dropped.get(c["id"], 0)
+            if dropped:
+                out.append(f"{edge}: {dropped:,} records discarded after the receiver gave up")
+            if self.processes[self.process_of[c["to"]["element"]]].restarts:
+                # what a crashed receiver handled after its last load report is not known
+                out.append(f"{edge}: {sent:,} sent, {recv:,} received; up to {sent - recv:,} "
+                           "lost when the receiving process crashed")
+            else:
+                out.append(f"{edge}: {sent:,} sent, {recv:,} received ({sent - recv:,} lost)")
         return out
 
     def done(self) -> bool:

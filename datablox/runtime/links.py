@@ -31,6 +31,7 @@ class RemoteLink:
     __slots__ = (
         "_codec",
         "_on_blocked",
+        "abandoned",
         "batch_size",
         "blocked_seconds",
         "buf",
@@ -65,6 +66,7 @@ class RemoteLink:
         self.seq = 0
         self.sent = 0
         self.blocked_seconds = 0.0
+        self.abandoned = False
 
     def append(self, record: Any) -> None:
         buf = self.buf
@@ -118,6 +120,8 @@ class RemoteLink:
                 except zmq.Again:
                     continue
             self._on_blocked()
+            if self.abandoned:
+                break
         self.blocked_seconds += time.monotonic() - started
 
     def due(self, now: float, interval: float) -> bool:
@@ -130,6 +134,29 @@ class RemoteLink:
             frames.EOS, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, self.sent
         )
         self._send([header, b""])
+
+
+class DroppingLink:
+    """Stands in for a connection whose receiver gave up: counts what it discards."""
+
+    __slots__ = ("conn_id", "dropped", "sent")
+
+    def __init__(self, conn_id: int, sent: int, dropped: int) -> None:
+        self.conn_id = conn_id
+        self.sent = sent
+        self.dropped = dropped
+
+    def append(self, record: Any) -> None:
+        self.dropped += 1
+
+    def extend(self, records: list[Any]) -> None:
+        self.dropped += len(records)
+
+    def flush(self) -> None:
+        pass
+
+    def due(self, now: float, interval: float) -> bool:
+        return False
 
 
 class LocalLink:

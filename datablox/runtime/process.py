@@ -27,7 +27,13 @@ from datablox.registry import add_search_path, resolve
 from datablox.runtime.context import ElementContext, OutPort
 from datablox.runtime.handling import DeadLetterFile, Handler, error_text
 from datablox.runtime.hosted import Hosted
-from datablox.runtime.links import LocalAsker, LocalLink, RemoteAsker, RemoteLink
+from datablox.runtime.links import (
+    DroppingLink,
+    LocalAsker,
+    LocalLink,
+    RemoteAsker,
+    RemoteLink,
+)
 
 #: Exit code of a process whose elements could not start; it is not restarted.
 EXIT_START_FAILED = 3
@@ -60,10 +66,14 @@ class ProcessRuntime:
         self.batch_size: int = spec.get("batch_size", 256)
         self.flush_interval: float = spec.get("flush_ms", 2.0) / 1000.0
         self.hwm: int = spec.get("hwm", 32)
+        # Kernel socket buffers would otherwise hold megabytes beyond the high-water
+        # mark: the queue of a connection would not really be bounded.
+        self.sockbuf: int = spec.get("sockbuf", 256 * 1024)
+        self.restarted = bool(spec.get("binds"))
         self.host: str = spec.get("host", "127.0.0.1")
         self.dead = DeadLetterFile(Path(spec["run_dir"]) / "deadletter")
         self.hosted: dict[str, Hosted] = {}
-        self.links: list[RemoteLink | LocalLink] = []
+        self.links: list[RemoteLink | LocalLink | DroppingLink] = []
         self.remote_links: list[RemoteLink] = []
         self.in_sockets: dict[zmq.Socket, tuple[Hosted, str]] = {}  # type: ignore[type-arg]
         self.query_sockets: dict[zmq.Socket, tuple[Hosted, str]] = {}  # type: ignore[type-arg]
@@ -74,6 +84,7 @@ class ProcessRuntime:
         self.stopping = False
         self.busy = 0.0
         self.waited = 0.0
+        self.blocked_before = 0.0
         self.last_report = time.monotonic()
         self.busy_at_report = 0.0
         self.parent = os.getppid()
@@ -150,6 +161,7 @@ class ProcessRuntime:
             sock.setsockopt(zmq.LINGER, 0)
             if kind == zmq.PULL:
                 sock.setsockopt(zmq.RCVHWM, self.hwm)
+                sock.setsockopt(zmq.RCVBUF, self.sockbuf)
             sock.bind(previous.get(key, f"tcp://{self.host}:*"))
             endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
             table = self.in_sockets if kind == zmq.PULL else self.query_sockets
@@ -177,6 +189,7 @@ class ProcessRuntime:
             else:
                 sock = self.zctx.socket(zmq.PUSH)
                 sock.setsockopt(zmq.SNDHWM, self.hwm)
+                sock.setsockopt(zmq.SNDBUF, self.sockbuf)
                 sock.setsockopt(zmq.LINGER, 30000)
                 sock.connect(endpoints[f"{dst['element']}.{dst['port']}"])
                 describe = (f"element '{sender.name}' port '{src['port']}' "
@@ -230,6 +243,8 @@ class ProcessRuntime:
         elif op == "ended":
             for conn_id in msg.get("conns", []):
                 self.connection_ended(conn_id)
+        elif op == "abandon":
+            self.abandon(set(msg.get("conns", [])))
         elif op == "query_done":
             for conn_id in msg.get("conns", []):
                 conn = self.conns.get(conn_id)
@@ -239,6 +254,19 @@ class ProcessRuntime:
                 if target is not None:
                     target.open_queries.get(conn["to"]["port"], set()).discard(conn_id)
                     self.maybe_finish(target)
+
+    def abandon(self, conns: set[int]) -> None:
+        """The receivers of ``conns`` gave up: discard (and count) what is sent there."""
+        for hosted in self.hosted.values():
+            for out in hosted.ctx.outputs.values():
+                for i, link in enumerate(out.links):
+                    if isinstance(link, RemoteLink) and link.conn_id in conns:
+                        link.abandoned = True
+                        dropping = DroppingLink(link.conn_id, link.sent, len(link.buf))
+                        out.links[i] = dropping
+                        self.links[self.links.index(link)] = dropping
+                        self.remote_links.remove(link)
+                        self.blocked_before += link.blocked_seconds
 
     def connection_ended(self, conn_id: int) -> None:
         conn = self.conns[conn_id]
@@ -272,7 +300,7 @@ class ProcessRuntime:
             for link in out.links:
                 if isinstance(link, RemoteLink):
                     link.close()
-                else:
+                elif isinstance(link, LocalLink):
                     link.flush()
                     self.connection_ended(link.conn_id)
         for conn in self.spec["connections"]:
@@ -364,7 +392,7 @@ class ProcessRuntime:
             header = frames.unpack_header(header_b)
             conn = header.connection
             expected = self.expected_seq.get(conn, 0)
-            if header.seq != expected:
+            if header.seq != expected and not (self.restarted and conn not in self.expected_seq):
                 self.note_gap(hosted, port, header, expected)
             self.expected_seq[conn] = header.seq + 1
             if header.kind == frames.EOS:
@@ -425,7 +453,10 @@ class ProcessRuntime:
             "elements": {h.name: self.element_stats(h) for h in self.hosted.values()},
             "sent": {link.conn_id: link.sent for link in self.links},
             "recv": self.recv_counts,
-            "blocked": sum(link.blocked_seconds for link in self.remote_links),
+            "blocked": self.blocked_before + sum(link.blocked_seconds
+                                                 for link in self.remote_links),
+            "dropped": {link.conn_id: link.dropped for link in self.links
+                        if isinstance(link, DroppingLink)},
         }
 
     def run_loop(self) -> None:

@@ -1,0 +1,81 @@
+"""datablox pipelines for the benchmark: source → map → filter → sink, split or fused."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from master.display import QuietDisplay
+from master.embedded import run_embedded
+from master.service import RunOptions, RunResult
+
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def chain(name: str, elements: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+    """A tradecraft dict for a linear chain of (name, class, params)."""
+    return {
+        "tradecraft": 1,
+        "name": name,
+        "search_path": [ROOT],
+        "elements": [{"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
+                     for i, (n, c, p) in enumerate(elements)],
+        "connections": [
+            {"id": i, "kind": "push", "from": {"element": elements[i][0], "port": "out"},
+             "to": {"element": elements[i + 1][0], "port": "in"}}
+            for i in range(len(elements) - 1)
+        ],
+        "feeds": [],
+        "fuse": [],
+    }
+
+
+def run(tc: dict[str, Any], fusion: str, run_dir: Path) -> RunResult:
+    result = run_embedded(tc, RunOptions(fusion=fusion, run_dir=run_dir),  # type: ignore[arg-type]
+                          QuietDisplay())
+    if result.exit_code != 0:
+        raise RuntimeError(f"benchmark run {tc['name']} failed: {result.problems}")
+    return result
+
+
+def pipeline_rate(total: int, fusion: str) -> tuple[float, RunResult]:
+    """Records/s of Generate → Map → Filter → Count with the given fusion mode."""
+    tc = chain("bench", [
+        ("src", "Generate", {"count": total, "keys": 100, "seed": 1}),
+        ("map", "Map", {"fn": "benchmarks.work:enrich"}),
+        ("filter", "Filter", {"where": "v2 > 0.5"}),
+        ("sink", "Count", {}),
+    ])
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(tc, fusion, Path(tmp))
+    return total / result.elapsed, result
+
+
+def latency(rate: float, seconds: float) -> dict[str, Any]:
+    """p50/p99 record latency (ms) through the separate-process pipeline at ``rate``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "latency.json"
+        tc = chain("latency", [
+            ("src", "Generate", {"count": int(rate * seconds), "rate": rate, "stamp": True,
+                                 "keys": 100, "seed": 1}),
+            ("map", "Map", {"fn": "benchmarks.work:enrich"}),
+            ("filter", "Filter", {"where": "v2 >= 0"}),
+            ("sink", "benchmarks.elements:LatencySink", {"path": str(out)}),
+        ])
+        run(tc, "off", Path(tmp))
+        figures: dict[str, Any] = orjson.loads(out.read_bytes())
+    return figures
+
+
+def idle_rss(seconds: float = 3.0) -> int:
+    """Peak RSS (bytes) of an element process that waits for records most of the time."""
+    tc = chain("idle", [
+        ("src", "Generate", {"count": int(seconds * 2), "rate": 2.0}),
+        ("sink", "Null", {}),
+    ])
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(tc, "off", Path(tmp))
+    return int(result.summary()["elements"]["sink"]["peak_rss"])

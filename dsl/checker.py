@@ -1,0 +1,406 @@
+"""Semantic checks over the flat IR: classes, ports, parameters, fields, cycles, placement."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from datablox import registry
+from datablox.element import Element
+from datablox.errors import ElementClassError
+from datablox.ports import Port, suggest, type_name_of, types_compatible, validate_params
+from dsl import ir
+from dsl.diagnostics import Diagnostic, Location, error, unique, warning
+
+Resolver = Callable[[str], type[Element]]
+_OP = {"push": "->", "query": "?>"}
+
+
+def _port_list(cls: type[Element]) -> str:
+    names = [f"{p.name} ({p.direction} {p.kind})" for p in cls.ports]
+    return ", ".join(names) if names else "none"
+
+
+def _fields(fields: Any) -> str:
+    return ", ".join(f"{k} ({v})" for k, v in fields.items()) or "no fields"
+
+
+class _Checker:
+    def __init__(
+        self, topo: ir.Topology, spans: ir.Spans, resolve: Resolver, group_names: Sequence[str]
+    ) -> None:
+        self.topo = topo
+        self.spans = spans
+        self.resolve = resolve
+        self.group_names = list(group_names)
+        self.diags: list[Diagnostic] = []
+        self.by_name: dict[str, int] = {}
+        self.classes: list[type[Element] | None] = []
+
+    def err(self, message: str, loc: Location | None, hint: str | None = None) -> None:
+        self.diags.append(error(message, loc, hint))
+
+    def at(self, *keys: tuple[Any, ...]) -> Location | None:
+        return self.spans.at(*keys)
+
+    # ---- elements -----------------------------------------------------------
+    def elements(self) -> None:
+        for i, el in enumerate(self.topo.elements):
+            if el.name in self.by_name:
+                first = self.at(("element", self.by_name[el.name]))
+                self.err(
+                    f"duplicate element name '{el.name}'",
+                    self.at(("element", i)),
+                    f"first declared at {first}" if first else None,
+                )
+            else:
+                self.by_name[el.name] = i
+            cls = self.load_class(i, el)
+            self.classes.append(cls)
+            if cls is not None:
+                self.params(i, el, cls)
+            self.shard(i, el)
+
+    def load_class(self, i: int, el: ir.Element) -> type[Element] | None:
+        try:
+            return self.resolve(el.cls)
+        except ElementClassError as exc:
+            hint = exc.hint
+            near = suggest(el.cls, self.group_names)
+            if near and exc.message.startswith("unknown element class"):
+                hint = f"did you mean group '{near}'?"
+            self.err(exc.message, self.at(("class", i)), hint)
+        except Exception as exc:  # a user's class that breaks while being inspected
+            self.err(
+                f"loading element class '{el.cls}' failed: {type(exc).__name__}: {exc}",
+                self.at(("class", i)),
+            )
+        return None
+
+    def params(self, i: int, el: ir.Element, cls: type[Element]) -> None:
+        declared = {p.name for p in cls.params}
+        _, problems = validate_params(el.cls, cls.params, el.params)
+        for problem in problems:
+            name = problem.param
+            if name in el.unchecked:
+                continue
+            if name in el.params and name not in declared:
+                loc = self.at(("arg", i, name), ("class", i))
+            elif name in el.params:
+                loc = self.at(("value", i, name), ("class", i))
+            else:
+                loc = self.at(("class", i))
+            self.err(problem.message, loc, problem.hint)
+
+    def shard(self, i: int, el: ir.Element) -> None:
+        if el.shard is None:
+            return
+        ok = True
+        for key in ("min", "max"):
+            value = el.shard.get(key)
+            if f"shard.{key}" in el.unchecked:
+                ok = False
+                continue
+            if not isinstance(value, int) or isinstance(value, bool):
+                ok = False
+                self.err(
+                    f"shard {key} must be an integer, got {type_name_of(value)} {value!r}",
+                    self.at((f"shard.{key}", i), ("shard", i)),
+                )
+        if ok and not 1 <= el.shard["min"] <= el.shard["max"]:
+            low, high = el.shard["min"], el.shard["max"]
+            self.err(
+                f"shard(min={low}, max={high}) is not a range: need 1 <= min <= max",
+                self.at(("shard", i)),
+                "a shard has at least one member",
+            )
+
+    # ---- ports --------------------------------------------------------------
+    def port_of(
+        self, key: tuple[Any, ...], ep: ir.Endpoint, direction: str, kind: str
+    ) -> Port | None:
+        """The port ``ep`` names; picks the only candidate when no port was written."""
+        wanted = f"{kind} {direction}-port"
+        if ep.choices is not None:
+            # A group instance named without a port: choose among its exposed ports.
+            found = []
+            for exposed, element, port_name in ep.choices:
+                j = self.by_name.get(element)
+                inner = self.classes[j] if j is not None else None
+                if inner is None:
+                    return None  # its class failed to load, already reported
+                port = inner.port(port_name)
+                if port is not None and port.kind == kind and port.direction == direction:
+                    found.append((exposed, element, port))
+            labels = [c[0] for c in found]
+            listing = ", ".join(c[0] for c in ep.choices) or "none"
+        else:
+            i = self.by_name.get(ep.element)
+            if i is None:
+                near = suggest(ep.element, list(self.by_name))
+                self.err(
+                    f"unknown element '{ep.element}'",
+                    self.at(key),
+                    f"did you mean '{near}'?" if near else None,
+                )
+                return None
+            cls = self.classes[i]
+            if cls is None:
+                return None
+            if ep.port is not None:
+                port = cls.port(ep.port)
+                if port is None:
+                    near = suggest(ep.port, [p.name for p in cls.ports])
+                    hint = f"did you mean '{near}'? " if near else ""
+                    self.err(
+                        f"element '{ep.element}' ({self.topo.elements[i].cls}) has no port "
+                        f"'{ep.port}'",
+                        self.at(key),
+                        f"{hint}its ports: {_port_list(cls)}",
+                    )
+                return port
+            found = [
+                ("", ep.element, p)
+                for p in cls.ports
+                if p.kind == kind and p.direction == direction
+            ]
+            labels = [c[2].name for c in found]
+            listing = _port_list(cls)
+        if len(found) == 1:
+            ep.element, ep.port, ep.choices = found[0][1], found[0][2].name, None
+            return found[0][2]
+        side = "from" if direction == "out" else "to"
+        if not found:
+            self.err(
+                f"'{ep.element}' has no {wanted} to connect {side}",
+                self.at(key),
+                f"its ports: {listing}",
+            )
+        else:
+            self.err(
+                f"'{ep.element}' has {len(found)} {wanted}s ({', '.join(labels)}); say which one",
+                self.at(key),
+                f"write {ep.element}.{labels[0]}",
+            )
+        return None
+
+    # ---- connections --------------------------------------------------------
+    def connections(self) -> list[tuple[int, str, str]]:
+        """Check every connection; returns the push edges (connection id, from, to)."""
+        seen: dict[tuple[str, ...], int] = {}
+        edges = []
+        for c, conn in enumerate(self.topo.connections):
+            src = self.port_of(("from", c), conn.src, "out", conn.kind)
+            dst = self.port_of(("to", c), conn.dst, "in", conn.kind)
+            if src is None or dst is None:
+                continue
+            if self.link(c, conn, src, dst) and conn.kind == "push":
+                edges.append((c, conn.src.element, conn.dst.element))
+            key = (conn.kind, str(conn.src), str(conn.dst))
+            if key in seen:
+                self.err(
+                    f"duplicate connection {conn.src} {_OP[conn.kind]} {conn.dst}",
+                    self.at(("conn", c)),
+                    f"first made at {self.at(('conn', seen[key]))}",
+                )
+            seen.setdefault(key, c)
+        return edges
+
+    def link(self, c: int, conn: ir.Connection, src: Port, dst: Port) -> bool:
+        ok = True
+        if src.direction != "out":
+            ok = False
+            self.err(
+                f"cannot connect from '{conn.src}': it is an in-port",
+                self.at(("from", c)),
+                "the left side of a connection is an out-port; are the sides swapped?",
+            )
+        if dst.direction != "in":
+            ok = False
+            self.err(
+                f"cannot connect to '{conn.dst}': it is an out-port",
+                self.at(("to", c)),
+                "the right side of a connection is an in-port; are the sides swapped?",
+            )
+        wrong = [(key, p) for key, p in (("from", src), ("to", dst)) if p.kind != conn.kind]
+        other = "query" if conn.kind == "push" else "push"
+        if len(wrong) == 2:
+            ok = False
+            self.err(
+                f"push connected to query: '{_OP[conn.kind]}' joins {conn.kind} ports, but "
+                f"{conn.src} and {conn.dst} are {other} ports",
+                self.at(("conn", c)),
+                f"use '{_OP[other]}' for a {other} connection",
+            )
+        elif wrong:
+            ok = False
+            self.err(
+                f"push connected to query: {conn.src} is a {src.kind} port but {conn.dst} "
+                f"is a {dst.kind} port",
+                self.at((wrong[0][0], c)),
+                "a connection joins two push ports (->) or two query ports (?>)",
+            )
+        if ok and src.fields is not None and dst.fields is not None:
+            self.record_fields(c, conn, src, dst)
+        return ok
+
+    def record_fields(self, c: int, conn: ir.Connection, src: Port, dst: Port) -> None:
+        assert src.fields is not None and dst.fields is not None
+        for name, need in dst.fields.items():
+            got = src.fields.get(name)
+            if got is None:
+                self.err(
+                    f"record field '{name}' ({need}) needed by {conn.dst} is not produced "
+                    f"by {conn.src}",
+                    self.at(("conn", c)),
+                    f"{conn.src} produces: {_fields(src.fields)}",
+                )
+            elif not types_compatible(got, need):
+                self.err(
+                    f"record field '{name}' is {got} from {conn.src} but {conn.dst} needs {need}",
+                    self.at(("conn", c)),
+                    "convert it on the way, e.g. with a Map element",
+                )
+
+    def cycles(self, edges: list[tuple[int, str, str]]) -> None:
+        out: dict[str, list[tuple[int, str]]] = {}
+        for c, a, b in edges:
+            out.setdefault(a, []).append((c, b))
+        state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+        path: list[str] = []
+
+        def visit(node: str) -> None:
+            state[node] = 1
+            path.append(node)
+            for c, nxt in out.get(node, []):
+                if state.get(nxt) == 1:
+                    loop = [*path[path.index(nxt) :], nxt]
+                    self.err(
+                        f"push cycle: {' -> '.join(loop)}",
+                        self.at(("conn", c)),
+                        "a loop of push connections can deadlock once its queues fill; "
+                        "break the loop with a query connection (?>)",
+                    )
+                elif nxt not in state:
+                    visit(nxt)
+            path.pop()
+            state[node] = 2
+
+        for el in self.topo.elements:
+            if el.name not in state:
+                visit(el.name)
+
+    # ---- feeds, fuse, unconnected ports -------------------------------------
+    def feeds(self) -> None:
+        seen: set[str] = set()
+        for f, feed in enumerate(self.topo.feeds):
+            if feed.name in seen:
+                self.err(f"duplicate feed name '{feed.name}'", self.at(("feed", f)))
+            seen.add(feed.name)
+            port = self.port_of(("feed.target", f), feed.target, "out", "push")
+            if port is not None and (port.kind, port.direction) != ("push", "out"):
+                self.err(
+                    f"feed '{feed.name}' must name a push out-port; {feed.target} is a "
+                    f"{port.kind} {port.direction}-port",
+                    self.at(("feed.target", f)),
+                    "a feed publishes the records an element pushes out",
+                )
+
+    def fuse(self) -> None:
+        owner: dict[str, int] = {}
+        for g, members in enumerate(self.topo.fuse):
+            nodes: dict[str, str] = {}
+            for j, name in enumerate(members):
+                loc = self.at(("fuse", g, j), ("fuse", g, 0))
+                i = self.by_name.get(name)
+                if i is None:
+                    near = suggest(name, list(self.by_name))
+                    self.err(
+                        f"unknown element '{name}' in fuse",
+                        loc,
+                        f"did you mean '{near}'?" if near else None,
+                    )
+                    continue
+                if owner.setdefault(name, g) != g:
+                    self.err(
+                        f"'{name}' is in two fuse groups",
+                        loc,
+                        "an element runs in one process; merge the two fuse statements",
+                    )
+                el = self.topo.elements[i]
+                if el.shard is not None:
+                    self.err(
+                        f"sharded element '{name}' cannot be fused",
+                        loc,
+                        "a shard runs as several processes; drop it from fuse or drop shard(...)",
+                    )
+                if el.node is not None:
+                    first = nodes.setdefault(el.node, name)
+                    if len(nodes) > 1 and first == name:
+                        placed = ", ".join(f"'{m}' on {n}" for n, m in nodes.items())
+                        self.err(
+                            f"fused elements are placed on different nodes: {placed}",
+                            loc,
+                            "fused elements run in one process, so on one node",
+                        )
+
+    def unconnected(self) -> list[Diagnostic]:
+        used: set[tuple[str, str]] = set()
+        for conn in self.topo.connections:
+            for ep in (conn.src, conn.dst):
+                if ep.port is not None:
+                    used.add((ep.element, ep.port))
+        for feed in self.topo.feeds:
+            if feed.target.port is not None:
+                used.add((feed.target.element, feed.target.port))
+        found = []
+        for i, el in enumerate(self.topo.elements):
+            cls = self.classes[i]
+            for port in cls.ports if cls is not None else ():
+                if port.kind != "push" or (el.name, port.name) in used:
+                    continue
+                loc = self.at(("element", i))
+                if port.direction == "in":
+                    found.append(
+                        warning(
+                            f"push in-port '{el.name}.{port.name}' has no incoming connection",
+                            loc,
+                            "connect an out-port to it, or remove the element",
+                        )
+                    )
+                else:
+                    found.append(
+                        warning(
+                            f"push out-port '{el.name}.{port.name}' is not connected: its records "
+                            "are discarded",
+                            loc,
+                            f"connect it, or publish it: feed NAME = {el.name}.{port.name}",
+                        )
+                    )
+        return found
+
+    def run(self) -> None:
+        self.elements()
+        edges = self.connections()
+        self.cycles(edges)
+        self.feeds()
+        self.fuse()
+        self.diags.extend(self.unconnected())
+
+
+def check(
+    topology: ir.Topology,
+    spans: ir.Spans,
+    resolve: Resolver = registry.resolve,
+    group_names: Sequence[str] = (),
+) -> tuple[ir.Topology, list[Diagnostic]]:
+    """Check ``topology``; returns a copy with every endpoint's port filled in, and diagnostics.
+
+    Pure apart from ``resolve``, which imports element classes to read their
+    declared ports and parameters. ``group_names`` improve did-you-mean hints.
+    """
+    topo = copy.deepcopy(topology)
+    checker = _Checker(topo, spans, resolve, group_names)
+    checker.run()
+    return topo, unique(checker.diags)

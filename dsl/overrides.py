@@ -1,0 +1,66 @@
+"""Command-line overrides ``element.param=value``, applied to the IR before checking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from datablox.ports import suggest
+from dsl import ir
+from dsl.diagnostics import Diagnostic, JsonPath, error
+from dsl.parser import parse_value
+from dsl.values import find_ref, to_python
+
+ORIGIN = "override"
+
+
+def parse_override(text: str) -> tuple[str, str, Any] | None:
+    """Split ``element.param=value``; None if ``text`` does not have that shape.
+
+    Element names may contain '/' and '.' is only taken as the separator at its
+    last occurrence before the first '=' (values may contain '.' and '=').
+    """
+    left, eq, raw = text.partition("=")
+    element, dot, param = left.strip().rpartition(".")
+    if not eq or not dot or not element or not param:
+        return None
+    return element, param, literal(raw.strip())
+
+
+def literal(raw: str) -> Any:
+    """A .topo literal (number, bool, null, quoted string, list, map), else the plain string."""
+    value = parse_value(raw)
+    if value is None or find_ref(value) is not None:
+        return raw
+    return to_python(value)
+
+
+def apply_overrides(
+    topo: ir.Topology, spans: ir.Spans, overrides: Sequence[str]
+) -> list[Diagnostic]:
+    """Set parameters in place; the checker then checks them like written ones."""
+    diags: list[Diagnostic] = []
+    index = {el.name: i for i, el in enumerate(topo.elements)}
+    for text in overrides:
+        loc = JsonPath(ORIGIN, text)
+        parsed = parse_override(text)
+        if parsed is None:
+            diags.append(
+                error(
+                    f"override '{text}' is not of the form element.param=value",
+                    loc,
+                    "for example: src.count=10 or g/f.where='x > 1'",
+                )
+            )
+            continue
+        element, param, value = parsed
+        i = index.get(element)
+        if i is None:
+            near = suggest(element, list(index))
+            hint = f"did you mean '{near}'?" if near else f"elements: {', '.join(index)}"
+            diags.append(error(f"override names unknown element '{element}'", loc, hint))
+            continue
+        topo.elements[i].params[param] = value
+        spans[("arg", i, param)] = loc
+        spans[("value", i, param)] = loc
+    return diags

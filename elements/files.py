@@ -1,0 +1,244 @@
+"""File sources and sinks: JSON lines in and out, CSV in."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from datablox.element import Element, Record, Source
+from datablox.errors import ParameterError
+from datablox.ports import Param, push_in, push_out
+from elements._support import Rejects, iter_json_lines, open_output, resolve_files
+
+__all__ = ["CsvSource", "JsonLinesSink", "JsonLinesSource"]
+
+
+class JsonLinesSource(Source):
+    """Read records from JSON-lines files, one JSON object per line.
+
+    Ports:
+        out (push out): each line's object, as written (no fields declared).
+
+    Parameters:
+        path (str, required): a file, or a glob such as ``"data/*.jsonl"``
+            (``**`` recurses); matching files are read in sorted order.
+
+    Bad input: blank lines are skipped. A malformed line, or a line holding a
+    JSON value that is not an object, goes to the dead letters as its raw text
+    with ``file`` and ``line`` (1-based); reading goes on. A path that names no
+    file stops the element at start with an error naming the path.
+    """
+
+    ports = (push_out("out"),)
+    params = (Param("path", "str", doc="a JSON-lines file or a glob of them"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.files = resolve_files("JsonLinesSource", params["path"])
+        self.reject = Rejects(self)
+
+    def generate(self) -> Iterator[Record | None]:
+        for path in self.files:
+            for lineno, raw, obj, error in iter_json_lines(path):
+                if error is None:
+                    yield obj
+                else:
+                    self.reject(raw, error, file=path, line=lineno)
+
+
+class JsonLinesSink(Element):
+    """Write each record as one JSON line.
+
+    Ports:
+        in (push in): any records.
+
+    Parameters:
+        path (str, required): the output file; parent folders are created.
+        append (bool, false): add to the file instead of replacing it.
+
+    Bad input: a record that cannot be encoded as JSON (possible only when a
+    fused user function produced it) goes to the dead letters; the rest of its
+    batch is written. The file is flushed after every batch and closed when
+    the inputs end.
+    """
+
+    ports = (push_in("in"),)
+    params = (
+        Param("path", "str", doc="output file; parent folders are created"),
+        Param("append", "bool", default=False, doc="append instead of replacing"),
+    )
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.path: str = params["path"]
+        self.fh = open_output(self.path, params["append"])
+        self.reject = Rejects(self)
+
+    def on_batch(self, port: str, records: list[Record]) -> None:
+        dumps = orjson.dumps
+        try:
+            data = b"\n".join([dumps(r) for r in records])
+        except TypeError:
+            data = self._encode_each(port, records)
+        if data:
+            self.fh.write(data + b"\n")
+        # Flush per batch (not per record): readers of a long run see whole batches.
+        self.fh.flush()
+
+    def _encode_each(self, port: str, records: list[Record]) -> bytes:
+        lines = []
+        for record in records:
+            try:
+                lines.append(orjson.dumps(record))
+            except TypeError as exc:
+                self.reject(repr(record), f"cannot encode record as JSON: {exc}", port=port)
+        return b"\n".join(lines)
+
+    def on_finish(self) -> None:
+        if not self.fh.closed:
+            self.fh.close()
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+}
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+def _to_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError("write true/false, yes/no or 1/0")
+
+
+_CONVERTERS["bool"] = _to_bool
+
+
+class CsvSource(Source):
+    """Read records from CSV files, one record per row.
+
+    Ports:
+        out (push out): one map per row, column name -> value; values are
+            strings unless ``types`` converts them.
+
+    Parameters:
+        path (str, required): a file or a glob; matching files are read in sorted order.
+        delimiter (str, ","): the field separator (one character).
+        header (bool, true): the first row of each file names the columns.
+        columns (list|null, null): column names; required when ``header`` is
+            false, and replaces the header's names when given with one.
+        types (map, {}): column -> ``"int"``, ``"float"``, ``"bool"`` or
+            ``"str"``. An empty cell in a converted column becomes null.
+
+    Bad input: a row with the wrong number of fields, or a value that fails
+    its conversion, goes to the dead letters as the list of its fields with
+    ``file`` and ``line`` (1-based, where the row starts); reading goes on.
+    Blank lines are skipped. A path naming no file, an unknown type name or a
+    ``types`` column that is not a column stop the element at start.
+    """
+
+    ports = (push_out("out"),)
+    params = (
+        Param("path", "str", doc="a CSV file or a glob of them"),
+        Param("delimiter", "str", default=",", doc="field separator, one character"),
+        Param("header", "bool", default=True, doc="first row names the columns"),
+        Param("columns", "list|null", default=None, doc="column names (needed without header)"),
+        Param("types", "map", default={}, doc='column -> "int", "float", "bool" or "str"'),
+    )
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.files = resolve_files("CsvSource", params["path"])
+        self.delimiter: str = params["delimiter"]
+        self.header: bool = params["header"]
+        self.columns: list[str] | None = params["columns"]
+        self.types: dict[str, str] = dict(params["types"])
+        self.reject = Rejects(self)
+        if len(self.delimiter) != 1:
+            raise ParameterError(
+                f"CsvSource: delimiter must be one character, got {self.delimiter!r}", "delimiter"
+            )
+        if not self.header and not self.columns:
+            raise ParameterError(
+                "CsvSource: header=false needs columns",
+                "columns",
+                'name the columns, e.g. columns=["id", "name", "mag"]',
+            )
+        for column, kind in self.types.items():
+            if kind not in _CONVERTERS:
+                raise ParameterError(
+                    f"CsvSource: unknown type {kind!r} for column '{column}'",
+                    "types",
+                    "types are: " + ", ".join(_CONVERTERS),
+                )
+        # Check type names against the first file's columns now rather than
+        # failing halfway through a run.
+        self._names(self.files[0], self._first_row(self.files[0]))
+
+    def _first_row(self, path: str) -> list[str] | None:
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh, delimiter=self.delimiter):
+                if row:
+                    return row
+        return None
+
+    def _names(self, path: str, header_row: list[str] | None) -> list[str]:
+        names = self.columns or [n.strip() for n in header_row or []]
+        unknown = [c for c in self.types if c not in names]
+        if unknown:
+            raise ParameterError(
+                f"CsvSource: types names column(s) {unknown} that {path} does not have",
+                "types",
+                "columns are: " + ", ".join(names),
+            )
+        return names
+
+    def generate(self) -> Iterator[Record | None]:
+        for path in self.files:
+            yield from self._read(path)
+
+    def _read(self, path: str) -> Iterator[Record]:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh, delimiter=self.delimiter)
+            names: list[str] | None = None if self.header else self._names(path, None)
+            convert = [(n, _CONVERTERS[t]) for n, t in self.types.items() if t != "str"]
+            last_line = 0
+            for row in reader:
+                # csv counts physical lines, so a quoted field spanning lines
+                # still reports the line where its row starts.
+                lineno, last_line = last_line + 1, reader.line_num
+                if not row:
+                    continue
+                if names is None:
+                    names = self._names(path, row)
+                    continue
+                if len(row) != len(names):
+                    self.reject(
+                        row,
+                        f"row has {len(row)} fields, expected {len(names)}",
+                        file=path,
+                        line=lineno,
+                    )
+                    continue
+                record: Record = dict(zip(names, row))
+                try:
+                    for name, fn in convert:
+                        text = record[name]
+                        record[name] = fn(text) if text.strip() else None
+                except ValueError as exc:
+                    kind = self.types[name]
+                    why = f" ({exc})" if kind == "bool" else ""
+                    self.reject(
+                        row,
+                        f"column '{name}': cannot convert {text!r} to {kind}{why}",
+                        file=path,
+                        line=lineno,
+                    )
+                    continue
+                yield record

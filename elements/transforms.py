@@ -1,0 +1,183 @@
+"""Per-record transforms: Filter (keep records matching an expression) and Map (reshape them)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from datablox.element import Element, Record
+from datablox.errors import ExpressionError, ParameterError
+from datablox.ports import Param, push_in, push_out
+from elements._support import Rejects
+from elements.expr import Evaluator, compile_expr
+
+__all__ = ["Filter", "Map"]
+
+
+class Filter(Element):
+    """Pass on the records for which an expression is true.
+
+    Ports:
+        in (push in): any records.
+        out (push out): the records kept, unchanged.
+
+    Parameters:
+        where (str, required): an expression (see docs/elements.md, "Expressions"),
+            e.g. ``"value > 0.5 and key != 'k0'"``. A missing field reads as null,
+            and comparisons with null are false, so such records are dropped.
+
+    Bad input: an expression that does not parse stops the element at start
+    with the column and a caret. A record on which evaluation fails (``'a' + 1``)
+    goes to the dead letters with the error; the rest of its batch goes on.
+    """
+
+    ports = (push_in("in"), push_out("out"))
+    params = (Param("where", "str", doc="expression; records where it is true pass"),)
+    cheap = True
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.where: Evaluator = compile_expr(params["where"])
+        self.reject = Rejects(self)
+
+    def on_batch(self, port: str, records: list[Record]) -> None:
+        where = self.where
+        try:
+            kept = [r for r in records if where(r)]
+        except Exception:
+            # Expressions are pure, so evaluating the batch again record by
+            # record only costs time, and isolates the bad records.
+            kept = []
+            for record in records:
+                try:
+                    if where(record):
+                        kept.append(record)
+                except Exception as exc:
+                    self.reject(record, _error_text(exc), port=port)
+        if kept:
+            self.emit_many(kept)
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ExpressionError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _load_function(ref: str) -> Callable[[Record], Any]:
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ParameterError(
+            f"Map: fn {ref!r} is not a function reference", "fn", "write package.module:function"
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ParameterError(
+            f"Map: cannot import module '{module_name}' for fn {ref!r}: {exc}",
+            "fn",
+            "modules next to the .topo file are importable",
+        ) from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ParameterError(f"Map: module '{module_name}' has no '{attr}'", "fn")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise ParameterError(f"Map: fn {ref!r} is not callable", "fn")
+    fn: Callable[[Record], Any] = obj
+    return fn
+
+
+class Map(Element):
+    """Reshape records: compute fields, drop fields, and/or call a Python function.
+
+    Ports:
+        in (push in): any records.
+        out (push out): the transformed records (zero, one or several per input).
+
+    Parameters:
+        set (map|null, null): field -> expression; every expression is evaluated
+            on the *incoming* record, then the results are stored (so
+            ``{"a": "b", "b": "a"}`` swaps).
+        drop (list|null, null): field names to remove (after ``set``).
+        fn (str|null, null): ``"package.module:function"``, called last with the
+            record; it returns a record, a list of records, or None to drop it.
+
+    At least one of them must be given. Records are copied, never changed in
+    place, because the same record object may travel on to other elements.
+
+    Bad input: no operation, an expression that does not parse, or a ``fn``
+    that cannot be imported stop the element at start. A record on which an
+    expression or ``fn`` fails, or for which ``fn`` returns something other
+    than a map, list of maps or None, goes to the dead letters; the rest of its
+    batch goes on.
+    """
+
+    ports = (push_in("in"), push_out("out"))
+    params = (
+        Param("fn", "str|null", default=None, doc="package.module:function, record -> record(s)"),
+        Param("set", "map|null", default=None, doc="field -> expression on the incoming record"),
+        Param("drop", "list|null", default=None, doc="field names to remove"),
+    )
+    cheap = True
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        if params["fn"] is None and not params["set"] and not params["drop"]:
+            raise ParameterError(
+                "Map needs at least one of: set, drop, fn",
+                "set",
+                'e.g. Map(set={"double": "value * 2"}) or Map(fn="mymodule:reshape")',
+            )
+        self.fn = _load_function(params["fn"]) if params["fn"] else None
+        self.set: list[tuple[str, Evaluator]] = []
+        for field, source in (params["set"] or {}).items():
+            if not isinstance(source, str):
+                raise ParameterError(
+                    f"Map: set.{field} must be an expression string, got {source!r}",
+                    "set",
+                    f'quote it: "{source}" — string literals inside need quotes too: "\'text\'"',
+                )
+            try:
+                self.set.append((field, compile_expr(source)))
+            except ExpressionError as exc:
+                exc.message = f"Map set.{field}: {exc.message}"
+                raise
+        self.drop: list[str] = list(params["drop"] or [])
+        self.reject = Rejects(self)
+
+    def on_batch(self, port: str, records: list[Record]) -> None:
+        out: list[Record] = []
+        for record in records:
+            # Per record, not per batch: a user fn may have side effects, so a
+            # failed batch must not be re-run to find the bad record.
+            try:
+                self._one(record, out)
+            except Exception as exc:
+                self.reject(record, _error_text(exc), port=port)
+        if out:
+            self.emit_many(out)
+
+    def _one(self, record: Record, out: list[Record]) -> None:
+        if self.set:
+            values = [(field, ev(record)) for field, ev in self.set]
+            record = dict(record)
+            record.update(values)
+        if self.drop:
+            if not self.set:
+                record = dict(record)
+            for field in self.drop:
+                record.pop(field, None)
+        if self.fn is None:
+            out.append(record)
+            return
+        # A user fn often changes its argument in place; give it its own copy.
+        result = self.fn(record if self.set or self.drop else dict(record))
+        if result is None:
+            return
+        if isinstance(result, dict):
+            out.append(result)
+        elif isinstance(result, list) and all(isinstance(r, dict) for r in result):
+            out.extend(result)
+        else:
+            kind = type(result).__name__
+            raise TypeError(f"fn returned {kind}; expected a record (dict), a list of them or None")

@@ -1,0 +1,113 @@
+"""Fixtures: a master and care-taker inside the test process; leak checks for processes."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import zmq
+
+from caretaker.agent import CareTaker
+from master.display import QuietDisplay
+from master.service import Master, Run, RunOptions, RunResult
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, every: float = 0.02,
+               what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)  # the poll interval of a deadline loop, not a wait for a condition
+
+
+def _descendants() -> set[int]:
+    return {p.pid for p in psutil.Process().children(recursive=True)}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Every process a test starts must be gone when it ends."""
+    before = _descendants()
+    yield
+    try:
+        wait_until(lambda: not (_descendants() - before), timeout=15,
+                   what="child processes to exit")
+    except AssertionError:
+        left = [psutil.Process(pid) for pid in _descendants() - before]
+        names = [" ".join(p.cmdline()) for p in left if p.is_running()]
+        for p in left:
+            p.kill()
+        pytest.fail(f"test left processes running: {names}")
+
+
+@dataclass
+class Cluster:
+    """A master with one in-process care-taker ('local'); ``run`` executes a tradecraft dict."""
+
+    master: Master
+    caretaker: CareTaker
+    tmp: Path
+
+    def run(self, tradecraft: dict[str, Any], **options: Any) -> RunResult:
+        options.setdefault("run_dir", self.tmp / f"run-{time.monotonic_ns()}")
+        tradecraft = {**tradecraft,
+                      "search_path": [str(TESTS), *tradecraft.get("search_path", [])]}
+        return Run(self.master, tradecraft, RunOptions(**options), QuietDisplay(),
+                   lambda: 0, embedded=True).execute()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    zctx = zmq.Context()
+    master = Master("tcp://127.0.0.1:*", zctx)
+    caretaker = CareTaker(master.endpoint, node="local", zctx=zctx, root=tmp_path / "runs")
+    thread = threading.Thread(target=caretaker.serve, daemon=True)
+    thread.start()
+    try:
+        master.wait_for_nodes(1, timeout=20)
+        yield Cluster(master, caretaker, tmp_path)
+    finally:
+        master.send_node("local", {"op": "shutdown"})
+        thread.join(timeout=20)
+        assert not thread.is_alive(), "care-taker thread did not stop"
+        master.close()
+        open_sockets = [s for s in list(zctx._sockets) if not s.closed]  # type: ignore[attr-defined]
+        zctx.destroy(linger=0)
+        assert not open_sockets, f"sockets left open: {open_sockets}"
+
+
+def chain(name: str, elements: list[tuple[str, str, dict[str, Any]]],
+          **extra: Any) -> dict[str, Any]:
+    """A tradecraft dict for a linear chain of (name, class, params) on ports out → in."""
+    tc: dict[str, Any] = {
+        "tradecraft": 1, "name": name, "search_path": [],
+        "elements": [{"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
+                     for i, (n, c, p) in enumerate(elements)],
+        "connections": [
+            {"id": i, "kind": "push", "from": {"element": elements[i][0], "port": "out"},
+             "to": {"element": elements[i + 1][0], "port": "in"}}
+            for i in range(len(elements) - 1)
+        ],
+        "feeds": [], "fuse": [],
+    }
+    tc.update(extra)
+    return tc
+
+
+PYTHON = sys.executable

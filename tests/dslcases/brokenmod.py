@@ -1,0 +1,3 @@
+"""A user module that fails while being imported (for the dsl tests)."""
+
+raise RuntimeError("boom while importing")

@@ -1,0 +1,117 @@
+"""Element classes used by the runtime tests (referenced as runtime_elements:Class)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from datablox import Element, Param, Source, push_in, push_out, query_in, query_out
+
+
+class Numbers(Source):
+    """Emits {"n": i} for i in range(count)."""
+
+    ports = (push_out("out", fields={"n": "int"}),)
+    params = (Param("count", "int", 100), Param("start", "int", 0))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.count, self.start = params["count"], params["start"]
+        self.total = self.count
+
+    def generate(self) -> Iterator[dict[str, Any]]:
+        for i in range(self.start, self.start + self.count):
+            yield {"n": i}
+
+
+class Square(Element):
+    """n → n*n; raises on n == fail_on."""
+
+    ports = (push_in("in", fields={"n": "int"}), push_out("out", fields={"n": "int", "sq": "int"}))
+    params = (Param("fail_on", "int|null", None),)
+    cheap = True
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.fail_on = params["fail_on"]
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        if record["n"] == self.fail_on:
+            raise ValueError(f"refusing {record['n']}")
+        self.emit({**record, "sq": record["n"] ** 2})
+
+
+class Collect(Element):
+    """Writes every record as a JSON line to ``path`` (sorted at the end)."""
+
+    ports = (push_in("in"),)
+    params = (Param("path", "str"), Param("delay", "number", 0.0))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.path = Path(params["path"])
+        self.delay = params["delay"]
+        self.records: list[Any] = []
+
+    def on_batch(self, port: str, records: list[Any]) -> None:
+        if self.delay:
+            time.sleep(self.delay)  # simulates a slow sink so backpressure builds
+        self.records.extend(records)
+
+    def on_finish(self) -> None:
+        rows = sorted(self.records, key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
+        self.path.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n"
+                                       for r in rows))
+
+
+class CrashOnce(Element):
+    """Passes records through; kills its own process at record ``at`` (once, or ``always`` from ``at`` on)."""
+
+    ports = (push_in("in"), push_out("out"))
+    params = (Param("marker", "str"), Param("at", "int", 10), Param("always", "bool", False))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.marker = Path(params["marker"])
+        self.at = params["at"]
+        self.always = params["always"]
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        crash = record["n"] >= self.at if self.always else (
+            record["n"] == self.at and not self.marker.exists())
+        if crash:
+            self.marker.write_text("crashed")
+            os._exit(9)
+        self.emit(record)
+
+
+class BadStart(Element):
+    """Fails in on_start."""
+
+    ports = (push_in("in"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        raise FileNotFoundError("catalog.csv is missing")
+
+
+class Table(Element):
+    """Answers {"n": i} with {"double": 2i}; stores nothing."""
+
+    ports = (query_in("get"),)
+
+    def on_query(self, port: str, request: Any) -> Any:
+        if request["n"] < 0:
+            raise ValueError("negative")
+        return {"double": request["n"] * 2}
+
+
+class Asker(Element):
+    """For each batch, asks all queries at once (many in flight) and emits the answers."""
+
+    ports = (push_in("in"), push_out("out"), query_out("ask"))
+
+    def on_batch(self, port: str, records: list[Any]) -> None:
+        pending = [(r, self.ask_async({"n": r["n"]})) for r in records]
+        for record, handle in pending:
+            self.emit({**record, **handle.result(10.0)})
