@@ -174,7 +174,8 @@ class RunState:
         what = {"start_failed": "could not start", "crashed": "crashed and was not restarted",
                 "gave_up": f"crashed {proc.restarts + 1} times; gave up",
                 "killed": "was killed"}.get(kind, kind)
-        if kind != "start_failed":
+        # a start failure is reported by the element itself; kills follow an earlier problem
+        if kind not in ("start_failed", "killed"):
             self.problems.append(f"process {process} ({', '.join(proc.elements)}) {what} "
                                  f"(exit code {code}){': ' + detail if detail else ''}")
         for c in self.connections:
