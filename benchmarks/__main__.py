@@ -28,10 +28,18 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--records", type=int, default=2_000_000,
-                        help="records per throughput run (default 2,000,000)")
-    parser.add_argument("--latency-seconds", type=float, default=5.0,
-                        help="length of the latency run at half the max rate")
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=2_000_000,
+        help="records per throughput run (default 2,000,000)",
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        default=5.0,
+        help="length of the latency run at half the max rate",
+    )
     args = parser.parse_args(argv)
     n = args.records
 
@@ -60,36 +68,67 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nCodecs (encode + decode of 256-record batches; default: {get_codec().name})\n")
     best = max(codecs.values())
-    print(table(["codec", "records/s", "vs fastest"],
-                [[name + (" (default)" if name == DEFAULT_CODEC else ""), f"{rate:,.0f}",
-                  f"{rate / best:.2f}"] for name, rate in sorted(codecs.items(),
-                                                                  key=lambda kv: -kv[1])]))
+    print(
+        table(
+            ["codec", "records/s", "vs fastest"],
+            [
+                [
+                    name + (" (default)" if name == DEFAULT_CODEC else ""),
+                    f"{rate:,.0f}",
+                    f"{rate / best:.2f}",
+                ]
+                for name, rate in sorted(codecs.items(), key=lambda kv: -kv[1])
+            ],
+        )
+    )
 
     def vs_peer(rate: float) -> str:
         return f"{rate / peer:.2f}x" if peer else "n/a"
 
     rows = [
         ["raw pyzmq PUSH/PULL, 1 hop", f"{raw:,.0f}", "1.00", vs_peer(raw), "limit"],
-        ["datablox pipeline, 4 processes", f"{split:,.0f}", f"{split / raw:.2f}",
-         vs_peer(split), "target >= 0.50 of raw"],
-        ["datablox pipeline, fused", f"{fused:,.0f}", f"{fused / raw:.2f}", vs_peer(fused),
-         "target >= 1.0x Bytewax"],
-        ["Bytewax 0.x, same work", f"{peer:,.0f}" if peer else "not installed",
-         f"{peer / raw:.2f}" if peer else "n/a", "1.00x" if peer else "n/a", "peer"],
+        [
+            "datablox pipeline, 4 processes",
+            f"{split:,.0f}",
+            f"{split / raw:.2f}",
+            vs_peer(split),
+            "target >= 0.50 of raw",
+        ],
+        [
+            "datablox pipeline, fused",
+            f"{fused:,.0f}",
+            f"{fused / raw:.2f}",
+            vs_peer(fused),
+            "target >= 1.0x Bytewax",
+        ],
+        [
+            "Bytewax 0.x, same work",
+            f"{peer:,.0f}" if peer else "not installed",
+            f"{peer / raw:.2f}" if peer else "n/a",
+            "1.00x" if peer else "n/a",
+            "peer",
+        ],
     ]
     print(f"\nThroughput (source → map → filter → sink, {n:,} records)\n")
     print(table(["pipeline", "records/s", "vs raw", "vs Bytewax", "note"], rows))
     peaks = split_result.summary()["elements"]
     print("\nLatency and memory\n")
-    print(table(["figure", "value", "target"], [
-        ["rate for the latency run (half the 4-process max)", f"{half:,.0f} records/s", ""],
-        ["p50 record latency", f"{lat['p50_ms']:.2f} ms", ""],
-        ["p99 record latency", f"{lat['p99_ms']:.2f} ms", "<= 20 ms"],
-        ["max record latency", f"{lat['max_ms']:.2f} ms", ""],
-        ["idle element RSS", f"{idle / 1e6:.1f} MB", "<= 60 MB"],
-        *[[f"peak RSS of '{name}' (4-process run)", f"{e['peak_rss'] / 1e6:.1f} MB", ""]
-          for name, e in peaks.items()],
-    ]))
+    print(
+        table(
+            ["figure", "value", "target"],
+            [
+                ["rate for the latency run (half the 4-process max)", f"{half:,.0f} records/s", ""],
+                ["p50 record latency", f"{lat['p50_ms']:.2f} ms", ""],
+                ["p99 record latency", f"{lat['p99_ms']:.2f} ms", "<= 20 ms"],
+                ["max record latency", f"{lat['max_ms']:.2f} ms", ""],
+                ["idle element RSS", f"{idle / 1e6:.1f} MB", "<= 60 MB"],
+                *[
+                    [f"peak RSS of '{name}' (4-process run)", f"{e['peak_rss'] / 1e6:.1f} MB", ""]
+                    for name, e in peaks.items()
+                ],
+            ],
+        )
+    )
     return 0
 
 

@@ -43,6 +43,14 @@ class LatencySink(Element):
         def pct(p: float) -> float:
             return lat[min(n - 1, int(p * n))] * 1000 if n else 0.0
 
-        self.path.write_bytes(orjson.dumps({"count": n, "missing": self.missing,
-                                            "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-                                            "max_ms": lat[-1] * 1000 if n else 0.0}))
+        self.path.write_bytes(
+            orjson.dumps(
+                {
+                    "count": n,
+                    "missing": self.missing,
+                    "p50_ms": pct(0.50),
+                    "p99_ms": pct(0.99),
+                    "max_ms": lat[-1] * 1000 if n else 0.0,
+                }
+            )
+        )

@@ -21,11 +21,17 @@ def chain(name: str, elements: list[tuple[str, str, dict[str, Any]]]) -> dict[st
         "tradecraft": 1,
         "name": name,
         "search_path": [ROOT],
-        "elements": [{"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
-                     for i, (n, c, p) in enumerate(elements)],
+        "elements": [
+            {"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
+            for i, (n, c, p) in enumerate(elements)
+        ],
         "connections": [
-            {"id": i, "kind": "push", "from": {"element": elements[i][0], "port": "out"},
-             "to": {"element": elements[i + 1][0], "port": "in"}}
+            {
+                "id": i,
+                "kind": "push",
+                "from": {"element": elements[i][0], "port": "out"},
+                "to": {"element": elements[i + 1][0], "port": "in"},
+            }
             for i in range(len(elements) - 1)
         ],
         "feeds": [],
@@ -34,8 +40,11 @@ def chain(name: str, elements: list[tuple[str, str, dict[str, Any]]]) -> dict[st
 
 
 def run(tc: dict[str, Any], fusion: str, run_dir: Path) -> RunResult:
-    result = run_embedded(tc, RunOptions(fusion=fusion, run_dir=run_dir),  # type: ignore[arg-type]
-                          QuietDisplay())
+    result = run_embedded(
+        tc,
+        RunOptions(fusion=fusion, run_dir=run_dir),  # type: ignore[arg-type]
+        QuietDisplay(),
+    )
     if result.exit_code != 0:
         raise RuntimeError(f"benchmark run {tc['name']} failed: {result.problems}")
     return result
@@ -43,12 +52,15 @@ def run(tc: dict[str, Any], fusion: str, run_dir: Path) -> RunResult:
 
 def pipeline_rate(total: int, fusion: str) -> tuple[float, RunResult]:
     """Records/s of Generate → Map → Filter → Count with the given fusion mode."""
-    tc = chain("bench", [
-        ("src", "Generate", {"count": total, "keys": 100, "seed": 1}),
-        ("map", "Map", {"fn": "benchmarks.work:enrich"}),
-        ("filter", "Filter", {"where": "v2 > 0.5"}),
-        ("sink", "Count", {}),
-    ])
+    tc = chain(
+        "bench",
+        [
+            ("src", "Generate", {"count": total, "keys": 100, "seed": 1}),
+            ("map", "Map", {"fn": "benchmarks.work:enrich"}),
+            ("filter", "Filter", {"where": "v2 > 0.5"}),
+            ("sink", "Count", {}),
+        ],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         result = run(tc, fusion, Path(tmp))
     return total / result.elapsed, result
@@ -58,13 +70,25 @@ def latency(rate: float, seconds: float) -> dict[str, Any]:
     """p50/p99 record latency (ms) through the separate-process pipeline at ``rate``."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "latency.json"
-        tc = chain("latency", [
-            ("src", "Generate", {"count": int(rate * seconds), "rate": rate, "stamp": True,
-                                 "keys": 100, "seed": 1}),
-            ("map", "Map", {"fn": "benchmarks.work:enrich"}),
-            ("filter", "Filter", {"where": "v2 >= 0"}),
-            ("sink", "benchmarks.elements:LatencySink", {"path": str(out)}),
-        ])
+        tc = chain(
+            "latency",
+            [
+                (
+                    "src",
+                    "Generate",
+                    {
+                        "count": int(rate * seconds),
+                        "rate": rate,
+                        "stamp": True,
+                        "keys": 100,
+                        "seed": 1,
+                    },
+                ),
+                ("map", "Map", {"fn": "benchmarks.work:enrich"}),
+                ("filter", "Filter", {"where": "v2 >= 0"}),
+                ("sink", "benchmarks.elements:LatencySink", {"path": str(out)}),
+            ],
+        )
         run(tc, "off", Path(tmp))
         figures: dict[str, Any] = orjson.loads(out.read_bytes())
     return figures
@@ -72,10 +96,13 @@ def latency(rate: float, seconds: float) -> dict[str, Any]:
 
 def idle_rss(seconds: float = 3.0) -> int:
     """Peak RSS (bytes) of an element process that waits for records most of the time."""
-    tc = chain("idle", [
-        ("src", "Generate", {"count": int(seconds * 2), "rate": 2.0}),
-        ("sink", "Null", {}),
-    ])
+    tc = chain(
+        "idle",
+        [
+            ("src", "Generate", {"count": int(seconds * 2), "rate": 2.0}),
+            ("sink", "Null", {}),
+        ],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         result = run(tc, "off", Path(tmp))
     return int(result.summary()["elements"]["sink"]["peak_rss"])

@@ -37,8 +37,9 @@ def raw_limit(total: int, batch: int = 256, codec_name: str | None = None) -> fl
     sock.setsockopt(zmq.RCVHWM, 32)
     sock.setsockopt(zmq.LINGER, 0)
     endpoint = f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
-    proc = mp.get_context("spawn").Process(target=_producer,
-                                           args=(endpoint, total, batch, codec.name))
+    proc = mp.get_context("spawn").Process(
+        target=_producer, args=(endpoint, total, batch, codec.name)
+    )
     proc.start()
     n = 0
     started = None

@@ -79,8 +79,12 @@ class CareTaker:
 
     def complete(self, spec: dict[str, Any]) -> dict[str, Any]:
         assert self.run_dir is not None
-        return {**spec, "control": self.element_endpoint, "run_dir": str(self.run_dir),
-                "host": self.host}
+        return {
+            **spec,
+            "control": self.element_endpoint,
+            "run_dir": str(self.run_dir),
+            "host": self.host,
+        }
 
     # ---- element process → care-taker → master -----------------------------
     def on_element(self, process: str, msg: dict[str, Any]) -> None:
@@ -105,12 +109,19 @@ class CareTaker:
             tail = log_tail(child.log_path)
             if ex.kind == "crashed" and child.restarts < self.supervisor.max_restarts:
                 new: Child = self.supervisor.restart(child)
-                self.to_master("restarted", process=child.name, code=ex.code,
-                               restarts=new.restarts, log=tail)
+                self.to_master(
+                    "restarted", process=child.name, code=ex.code, restarts=new.restarts, log=tail
+                )
                 continue
             kind = "gave_up" if ex.kind == "crashed" else ex.kind
-            self.to_master("exited", process=child.name, code=ex.code, kind=kind, log=tail,
-                           restarts=child.restarts)
+            self.to_master(
+                "exited",
+                process=child.name,
+                code=ex.code,
+                kind=kind,
+                log=tail,
+                restarts=child.restarts,
+            )
 
     def serve(self) -> None:
         """Run until the master says ``shutdown`` or ``stop_event`` is set."""

@@ -8,32 +8,50 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Run element processes on this node for a datablox master.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Run element processes on this node for a datablox master.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 @app.command()
 def serve(
-    master: Annotated[str, typer.Option(
-        help="The master's control endpoint, e.g. tcp://10.0.0.5:7300.")],
-    node: Annotated[str, typer.Option(help="This node's name, as used by 'on NODE' in .topo files.")
-                    ] = "local",
-    host: Annotated[str, typer.Option(
-        help="Address element processes bind their data sockets on (must be reachable from "
-             "the other nodes).")] = "127.0.0.1",
-    slots: Annotated[int | None, typer.Option(
-        help="Element processes this node takes before the planner fuses chains "
-             "(default: CPU count).")] = None,
-    max_restarts: Annotated[int, typer.Option(
-        help="Restarts of a crashed element process before giving up.")] = 3,
-    root: Annotated[Path | None, typer.Option(
-        help="Folder for run logs and dead letters (default ~/.datablox/runs).")] = None,
+    master: Annotated[
+        str, typer.Option(help="The master's control endpoint, e.g. tcp://10.0.0.5:7300.")
+    ],
+    node: Annotated[
+        str, typer.Option(help="This node's name, as used by 'on NODE' in .topo files.")
+    ] = "local",
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address element processes bind their data sockets on (must be reachable from "
+            "the other nodes)."
+        ),
+    ] = "127.0.0.1",
+    slots: Annotated[
+        int | None,
+        typer.Option(
+            help="Element processes this node takes before the planner fuses chains "
+            "(default: CPU count)."
+        ),
+    ] = None,
+    max_restarts: Annotated[
+        int, typer.Option(help="Restarts of a crashed element process before giving up.")
+    ] = 3,
+    root: Annotated[
+        Path | None,
+        typer.Option(help="Folder for run logs and dead letters (default ~/.datablox/runs)."),
+    ] = None,
 ) -> None:
     """Connect to a master and run the element processes it assigns to this node."""
     from caretaker.agent import CareTaker
 
-    agent = CareTaker(master, node=node, host=host, slots=slots, max_restarts=max_restarts,
-                      root=root)
+    agent = CareTaker(
+        master, node=node, host=host, slots=slots, max_restarts=max_restarts, root=root
+    )
     signal.signal(signal.SIGTERM, lambda *_: agent.stop_event.set())
     try:
         agent.serve()

@@ -92,7 +92,11 @@ class ElementHarness:
                 askers[port.name] = _CallAsker((answerers or {}).get(port.name), port.name)
         self.element = self.cls()
         self.element.name = name
-        self.ctx = ElementContext(name, outputs, askers, self.dead, self._log, wait=lambda s: None)
+        #: seconds a source asked to pause via ``self.wait`` (not actually slept)
+        self.waits: list[float] = []
+        self.ctx = ElementContext(
+            name, outputs, askers, self.dead, self._log, wait=self.waits.append
+        )
         self.element._ctx = self.ctx
         self.handler = Handler(self.element, self.ctx, self._log)
         self.element.on_start(values)
@@ -122,12 +126,17 @@ class ElementHarness:
         link.records.clear()
         return taken
 
-    def push(self, records: list[Record], port: str = "in", out: str = "out") -> list[Record]:
-        """Deliver ``records`` as one batch on ``port``; return what was emitted on ``out``."""
+    def push(
+        self, records: list[Record], port: str = "in", out: str | None = "out"
+    ) -> list[Record]:
+        """Deliver ``records`` as one batch on ``port``; return what was emitted on ``out``.
+
+        With ``out=None`` nothing is taken, so ``take_connection`` can inspect routing.
+        """
         if self.cls.port(port) is None:
             raise ParameterError(f"{self.cls.__name__} has no port '{port}'")
         self.handler.batch(port, list(records))
-        return self._take(out)
+        return self._take(out) if out is not None else []
 
     def query(self, request: Any, port: str) -> Any:
         """Ask the element's query in-port ``port``; raise QueryError when it fails."""

@@ -361,6 +361,13 @@ class _Checker:
                 if port.kind != "push" or (el.name, port.name) in used:
                     continue
                 loc = self.at(("element", i))
+                serves_queries = any(
+                    q.kind == "query" and q.direction == "in" and (el.name, q.name) in used
+                    for q in cls.ports  # type: ignore[union-attr]
+                )
+                if port.direction == "in" and serves_queries:
+                    # a store preloaded at start that only answers queries is a normal set-up
+                    continue
                 if port.direction == "in":
                     found.append(
                         warning(

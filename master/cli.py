@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,21 +24,25 @@ err = Console(stderr=True)
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", metavar="ELEMENT.PARAM=VALUE",
-                 help="Override an element parameter; VALUE is a .topo literal "
-                      "(number, true/false, null, \"string\", [list], {map}) or a bare string. "
-                      "Repeatable."),
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="ELEMENT.PARAM=VALUE",
+        help="Override an element parameter; VALUE is a .topo literal "
+        '(number, true/false, null, "string", [list], {map}) or a bare string. '
+        "Repeatable.",
+    ),
 ]
 FileArg = Annotated[Path, typer.Argument(help="A .topo file, or a compiled tradecraft .json file.")]
 
 
-class Fusion(str, Enum):
+class Fusion(StrEnum):
     auto = "auto"
     off = "off"
     max = "max"
 
 
-class DisplayMode(str, Enum):
+class DisplayMode(StrEnum):
     auto = "auto"
     live = "live"
     plain = "plain"
@@ -74,16 +78,22 @@ def check(file: FileArg, set_: SetOption = None) -> None:
     except DatabloxError as exc:
         _fail(exc)
     tc = result.tradecraft
-    print(f"ok: {file}: topology '{tc['name']}', {len(tc['elements'])} elements, "
-          f"{len(tc['connections'])} connections")
+    print(
+        f"ok: {file}: topology '{tc['name']}', {len(tc['elements'])} elements, "
+        f"{len(tc['connections'])} connections"
+    )
 
 
 @app.command("compile")
 def compile_(
     file: FileArg,
     set_: SetOption = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o",
-                      help="Write the tradecraft JSON here instead of standard output.")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Write the tradecraft JSON here instead of standard output."
+        ),
+    ] = None,
 ) -> None:
     """Compile a topology to canonical tradecraft JSON (see docs/tradecraft.md)."""
     try:
@@ -101,28 +111,48 @@ def compile_(
 def run(
     file: FileArg,
     set_: SetOption = None,
-    fusion: Annotated[Fusion, typer.Option(
-        help="Which elements share a process: 'auto' = the topology's fuse statements plus "
-             "chains into cheap elements (and more chains while a node has more processes "
-             "than slots); 'off' = one process per element; 'max' = fuse every chain.")
+    fusion: Annotated[
+        Fusion,
+        typer.Option(
+            help="Which elements share a process: 'auto' = the topology's fuse statements plus "
+            "chains into cheap elements (and more chains while a node has more processes "
+            "than slots); 'off' = one process per element; 'max' = fuse every chain."
+        ),
     ] = Fusion.auto,
-    slots: Annotated[int | None, typer.Option(
-        help="Element processes per node before 'auto' fusion packs chains "
-             "(default: the node's CPU count).")] = None,
+    slots: Annotated[
+        int | None,
+        typer.Option(
+            help="Element processes per node before 'auto' fusion packs chains "
+            "(default: the node's CPU count)."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Records per pushed batch.")] = 256,
-    flush_ms: Annotated[float, typer.Option(
-        help="A partly filled batch is sent after this many milliseconds.")] = 2.0,
-    codec: Annotated[str | None, typer.Option(
-        help="Batch codec: orjson, ujson or msgpack (default: the measured fastest).")] = None,
-    max_restarts: Annotated[int, typer.Option(
-        help="How often a crashed element process is restarted before the run fails.")] = 3,
-    run_dir: Annotated[Path | None, typer.Option(
-        help="Folder for logs and dead letters (default: .datablox/runs/NAME-TIME).")] = None,
-    display: Annotated[DisplayMode, typer.Option(
-        help="live = table redrawn in place; plain = a status line every 5 s; quiet = only "
-             "warnings; auto = live on a terminal, else plain.")] = DisplayMode.auto,
-    summary_json: Annotated[Path | None, typer.Option(
-        help="Also write the final per-element figures as JSON to this file.")] = None,
+    flush_ms: Annotated[
+        float, typer.Option(help="A partly filled batch is sent after this many milliseconds.")
+    ] = 2.0,
+    codec: Annotated[
+        str | None,
+        typer.Option(help="Batch codec: orjson, ujson or msgpack (default: the measured fastest)."),
+    ] = None,
+    max_restarts: Annotated[
+        int,
+        typer.Option(help="How often a crashed element process is restarted before the run fails."),
+    ] = 3,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder for logs and dead letters (default: .datablox/runs/NAME-TIME)."),
+    ] = None,
+    display: Annotated[
+        DisplayMode,
+        typer.Option(
+            help="live = table redrawn in place; plain = a status line every 5 s; quiet = only "
+            "warnings; auto = live on a terminal, else plain."
+        ),
+    ] = DisplayMode.auto,
+    summary_json: Annotated[
+        Path | None,
+        typer.Option(help="Also write the final per-element figures as JSON to this file."),
+    ] = None,
 ) -> None:
     """Run a topology on this machine: an embedded care-taker starts every element process.
 
@@ -151,9 +181,15 @@ def run(
 
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
-    options = RunOptions(fusion=fusion.value, slots=slots, batch_size=batch_size,  # type: ignore[arg-type]
-                         flush_ms=flush_ms, codec=codec, max_restarts=max_restarts,
-                         run_dir=run_dir)
+    options = RunOptions(
+        fusion=fusion.value,
+        slots=slots,
+        batch_size=batch_size,  # type: ignore[arg-type]
+        flush_ms=flush_ms,
+        codec=codec,
+        max_restarts=max_restarts,
+        run_dir=run_dir,
+    )
     try:
         outcome = run_embedded(result.tradecraft, options, shown, lambda: interrupts[0])
     except DatabloxError as exc:
@@ -181,8 +217,9 @@ def classes() -> None:
 
 
 @app.command()
-def describe(name: Annotated[str, typer.Argument(
-        help="A registered class name or package.module:Class.")]) -> None:
+def describe(
+    name: Annotated[str, typer.Argument(help="A registered class name or package.module:Class.")],
+) -> None:
     """Show an element class's documentation, ports and parameters."""
     from datablox.ports import REQUIRED
     from datablox.registry import resolve

@@ -21,19 +21,43 @@ def _mb(n: int) -> str:
 def element_table(state: RunState, title: str | None = None) -> Table:
     """One row per element: throughput, backlog, busy %, restarts, errors."""
     table = Table(title=title, title_justify="left", expand=False)
-    for col, justify in (("element", "left"), ("class", "left"), ("process", "left"),
-                         ("in", "right"), ("out", "right"), ("rec/s", "right"),
-                         ("backlog", "right"), ("busy", "right"), ("restarts", "right"),
-                         ("errors", "right"), ("rss", "right"), ("state", "left")):
+    for col, justify in (
+        ("element", "left"),
+        ("class", "left"),
+        ("process", "left"),
+        ("in", "right"),
+        ("out", "right"),
+        ("rec/s", "right"),
+        ("backlog", "right"),
+        ("busy", "right"),
+        ("restarts", "right"),
+        ("errors", "right"),
+        ("rss", "right"),
+        ("state", "left"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for view in state.elements.values():
         proc = state.processes[view.process]
-        shown = "failed" if view.failed else "done" if view.finished else (
-            "starting" if not proc.started else "running")
+        shown = (
+            "failed"
+            if view.failed
+            else "done"
+            if view.finished
+            else ("starting" if not proc.started else "running")
+        )
         table.add_row(
-            view.name, view.cls, view.process, f"{view.records_in:,}", f"{view.records_out:,}",
-            f"{view.rate:,.0f}", f"{state.backlog(view.name):,}", f"{proc.busy * 100:.0f}%",
-            str(proc.restarts), str(view.stats.get("errors", 0)), _mb(proc.rss), shown,
+            view.name,
+            view.cls,
+            view.process,
+            f"{view.records_in:,}",
+            f"{view.records_out:,}",
+            f"{view.rate:,.0f}",
+            f"{state.backlog(view.name):,}",
+            f"{proc.busy * 100:.0f}%",
+            str(proc.restarts),
+            str(view.stats.get("errors", 0)),
+            _mb(proc.rss),
+            shown,
         )
     return table
 
@@ -43,9 +67,13 @@ class LiveDisplay:
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed:,}/{task.total:,}"),
-                                 TimeRemainingColumn(), console=self.console)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,}"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
         self.tasks: dict[str, TaskID] = {}
         self.live: Live | None = None
 
@@ -84,8 +112,7 @@ class PlainDisplay:
 
     def start(self, state: RunState) -> None:
         names = ", ".join(f"{p.name}[{'+'.join(p.elements)}]" for p in state.plan.processes)
-        print(f"running {state.tradecraft.get('name', '')}: {names}", file=self.stream,
-              flush=True)
+        print(f"running {state.tradecraft.get('name', '')}: {names}", file=self.stream, flush=True)
 
     def update(self, state: RunState, elapsed: float) -> None:
         now = time.monotonic()

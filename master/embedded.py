@@ -12,8 +12,12 @@ from caretaker.agent import CareTaker
 from master.service import Display, Master, Run, RunOptions, RunResult
 
 
-def run_embedded(tradecraft: dict[str, Any], options: RunOptions, display: Display,
-                 interrupted: Callable[[], int] = lambda: 0) -> RunResult:
+def run_embedded(
+    tradecraft: dict[str, Any],
+    options: RunOptions,
+    display: Display,
+    interrupted: Callable[[], int] = lambda: 0,
+) -> RunResult:
     """Start a master and a local care-taker (a thread), run, and tear both down.
 
     Master and care-taker still talk over their ZeroMQ control protocol, as
@@ -21,8 +25,9 @@ def run_embedded(tradecraft: dict[str, Any], options: RunOptions, display: Displ
     """
     zctx = zmq.Context()
     master = Master("tcp://127.0.0.1:*", zctx)
-    caretaker = CareTaker(master.endpoint, node="local", max_restarts=options.max_restarts,
-                          zctx=zctx)
+    caretaker = CareTaker(
+        master.endpoint, node="local", max_restarts=options.max_restarts, zctx=zctx
+    )
     thread = threading.Thread(target=caretaker.serve, name="caretaker", daemon=True)
     thread.start()
     try:

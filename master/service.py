@@ -62,15 +62,26 @@ class RunResult:
             "problems": self.problems,
             "lost": st.lost(),
             "elements": {
-                name: {**view.stats, "class": view.cls, "process": view.process,
-                       "node": view.node, "failed": view.failed,
-                       "restarts": st.processes[view.process].restarts,
-                       "peak_rss": st.processes[view.process].peak_rss}
+                name: {
+                    **view.stats,
+                    "class": view.cls,
+                    "process": view.process,
+                    "node": view.node,
+                    "failed": view.failed,
+                    "restarts": st.processes[view.process].restarts,
+                    "peak_rss": st.processes[view.process].peak_rss,
+                }
                 for name, view in st.elements.items()
             },
             "processes": {
-                name: {"node": p.node, "elements": p.elements, "restarts": p.restarts,
-                       "exit": p.exited, "exit_code": p.exit_code, "peak_rss": p.peak_rss}
+                name: {
+                    "node": p.node,
+                    "elements": p.elements,
+                    "restarts": p.restarts,
+                    "exit": p.exited,
+                    "exit_code": p.exit_code,
+                    "peak_rss": p.peak_rss,
+                }
                 for name, p in st.processes.items()
             },
         }
@@ -79,8 +90,7 @@ class RunResult:
 class Master:
     """Binds the control ROUTER that care-takers connect to."""
 
-    def __init__(self, bind: str = "tcp://127.0.0.1:*",
-                 zctx: zmq.Context | None = None) -> None:  # type: ignore[type-arg]
+    def __init__(self, bind: str = "tcp://127.0.0.1:*", zctx: zmq.Context | None = None) -> None:  # type: ignore[type-arg]
         self.zctx = zctx or zmq.Context.instance()
         self.router = self.zctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 1000)
@@ -106,8 +116,10 @@ class Master:
         deadline = time.monotonic() + timeout
         while len(self.nodes) < count:
             if time.monotonic() > deadline:
-                raise RunError(f"only {len(self.nodes)} of {count} care-taker(s) said hello "
-                               f"within {timeout:.0f} s")
+                raise RunError(
+                    f"only {len(self.nodes)} of {count} care-taker(s) said hello "
+                    f"within {timeout:.0f} s"
+                )
             self.recv(100)
         return list(self.nodes.values())
 
@@ -119,15 +131,24 @@ def cheap_classes(tradecraft: dict[str, Any]) -> dict[str, bool]:
     """Which elements are declared cheap by their class (for automatic fusion)."""
     for folder in tradecraft.get("search_path", []):
         add_search_path(folder)
-    return {e["name"]: bool(getattr(resolve(e["class"]), "cheap", False))
-            for e in tradecraft["elements"]}
+    return {
+        e["name"]: bool(getattr(resolve(e["class"]), "cheap", False))
+        for e in tradecraft["elements"]
+    }
 
 
 class Run:
     """One topology run on the master's nodes, from launch to the last exit."""
 
-    def __init__(self, master: Master, tradecraft: dict[str, Any], options: RunOptions,
-                 display: Display, interrupted: Callable[[], int], embedded: bool) -> None:
+    def __init__(
+        self,
+        master: Master,
+        tradecraft: dict[str, Any],
+        options: RunOptions,
+        display: Display,
+        interrupted: Callable[[], int],
+        embedded: bool,
+    ) -> None:
         self.master = master
         self.options = options
         self.display = display
@@ -135,11 +156,14 @@ class Run:
         nodes = list(master.nodes.values())
         if options.slots:
             nodes = [NodeInfo(n.name, options.slots) for n in nodes]
-        self.plan: Plan = plan(tradecraft, nodes, options.fusion, cheap_classes(tradecraft),
-                               embedded)
+        self.plan: Plan = plan(
+            tradecraft, nodes, options.fusion, cheap_classes(tradecraft), embedded
+        )
         self.state = RunState(tradecraft, self.plan)
-        run_id = f"{tradecraft.get('name', 'run')}-{time.strftime('%Y%m%d-%H%M%S')}-" \
-                 f"{uuid.uuid4().hex[:4]}"
+        run_id = (
+            f"{tradecraft.get('name', 'run')}-{time.strftime('%Y%m%d-%H%M%S')}-"
+            f"{uuid.uuid4().hex[:4]}"
+        )
         self.run_dir = (options.run_dir or Path(".datablox") / "runs" / run_id).resolve()
         self.run_id = run_id
         self.phase = "starting"
@@ -158,9 +182,16 @@ class Run:
             spec.update(batch_size=o.batch_size, flush_ms=o.flush_ms, hwm=o.hwm, codec=o.codec)
             by_node.setdefault(proc.node, []).append(spec)
         for node, specs in by_node.items():
-            self.master.send_node(node, {"op": "launch", "run_id": self.run_id,
-                                         "run_dir": str(self.run_dir), "processes": specs,
-                                         "max_restarts": o.max_restarts})
+            self.master.send_node(
+                node,
+                {
+                    "op": "launch",
+                    "run_id": self.run_id,
+                    "run_dir": str(self.run_dir),
+                    "processes": specs,
+                    "max_restarts": o.max_restarts,
+                },
+            )
 
     def kill(self) -> None:
         if not self.kill_sent:
@@ -205,19 +236,23 @@ class Run:
         elif op == "log":
             self.display.log(f"{msg.get('element')}: {msg.get('message')}")
         elif op == "element_finished":
-            commands = st.on_element_finished(msg["element"], msg.get("failed"),
-                                              msg.get("stats", {}))
+            commands = st.on_element_finished(
+                msg["element"], msg.get("failed"), msg.get("stats", {})
+            )
         elif op == "restarted":
             st.on_restart(process, int(msg["restarts"]), int(msg["code"]))
-            self.display.log(f"process {process} ({', '.join(st.processes[process].elements)}) "
-                             f"died with exit code {msg['code']}; restarted "
-                             f"({msg['restarts']}/{self.options.max_restarts})")
+            self.display.log(
+                f"process {process} ({', '.join(st.processes[process].elements)}) "
+                f"died with exit code {msg['code']}; restarted "
+                f"({msg['restarts']}/{self.options.max_restarts})"
+            )
         elif op == "exited":
             st.processes[process].restarts = int(msg.get("restarts", 0))
             commands = st.on_exit(process, msg["kind"], int(msg["code"]), msg.get("log", ""))
             if msg["kind"] not in ("finished", "killed"):
-                self.display.log(f"process {process} {msg['kind'].replace('_', ' ')} "
-                                 f"(exit code {msg['code']})")
+                self.display.log(
+                    f"process {process} {msg['kind'].replace('_', ' ')} (exit code {msg['code']})"
+                )
         for target, command in commands:
             if not st.processes[target].exited:
                 self.to_process(target, command)
@@ -234,16 +269,22 @@ class Run:
                 if interrupts > seen_interrupts:
                     seen_interrupts = interrupts
                     if interrupts == 1 and self.phase == "running":
-                        self.display.log("stopping: sources stop, queues drain, sinks flush "
-                                         "(Ctrl-C again to kill)")
+                        self.display.log(
+                            "stopping: sources stop, queues drain, sinks flush "
+                            "(Ctrl-C again to kill)"
+                        )
                         self.stop()
                     else:
                         self.display.log("killing every element process")
                         self.kill()
-                if (self.phase == "starting" and not self.kill_sent
-                        and time.monotonic() - started > self.options.startup_timeout):
+                if (
+                    self.phase == "starting"
+                    and not self.kill_sent
+                    and time.monotonic() - started > self.options.startup_timeout
+                ):
                     self.state.problems.append(
-                        f"the topology did not start within {self.options.startup_timeout:.0f} s")
+                        f"the topology did not start within {self.options.startup_timeout:.0f} s"
+                    )
                     self.kill()
                 msg = self.master.recv(100)
                 while msg is not None:

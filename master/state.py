@@ -65,11 +65,16 @@ class RunState:
         self.tradecraft = tradecraft
         self.plan = plan
         self.process_of = plan.process_of()
-        self.processes = {p.name: ProcessView(p.name, p.node, list(p.elements))
-                          for p in plan.processes}
+        self.processes = {
+            p.name: ProcessView(p.name, p.node, list(p.elements)) for p in plan.processes
+        }
         self.elements = {
-            e["name"]: ElementView(e["name"], e["class"], self.process_of[e["name"]],
-                                   self.processes[self.process_of[e["name"]]].node)
+            e["name"]: ElementView(
+                e["name"],
+                e["class"],
+                self.process_of[e["name"]],
+                self.processes[self.process_of[e["name"]]].node,
+            )
             for e in tradecraft["elements"]
         }
         self.connections = list(tradecraft["connections"])
@@ -91,8 +96,11 @@ class RunState:
         return {
             "process": process,
             "elements": [by_name[n] for n in proc.elements],
-            "connections": [c for c in self.connections
-                            if c["from"]["element"] in hosted or c["to"]["element"] in hosted],
+            "connections": [
+                c
+                for c in self.connections
+                if c["from"]["element"] in hosted or c["to"]["element"] in hosted
+            ],
             "search_path": list(self.tradecraft.get("search_path", [])),
         }
 
@@ -119,8 +127,10 @@ class RunState:
         """Endpoints to connect to, and inputs whose sender already finished (after a restart)."""
         hosted = set(self.processes[process].elements)
         ended = [
-            c["id"] for c in self.connections
-            if c["kind"] == "push" and c["to"]["element"] in hosted
+            c["id"]
+            for c in self.connections
+            if c["kind"] == "push"
+            and c["to"]["element"] in hosted
             and self.elements[c["from"]["element"]].finished
         ]
         return {"op": "wire", "endpoints": self.endpoints(), "ended": ended}
@@ -142,13 +152,16 @@ class RunState:
             view.last_count, view.last_at = count, now
         for conn, n in msg.get("dropped", {}).items():
             self.dropped[int(conn)] = int(n)
-        for key, table, base in (("sent", self.sent, self.sent_base),
-                                 ("recv", self.recv, self.recv_base)):
+        for key, table, base in (
+            ("sent", self.sent, self.sent_base),
+            ("recv", self.recv, self.recv_base),
+        ):
             for conn, n in msg.get(key, {}).items():
                 table[int(conn)] = base.get(int(conn), 0) + int(n)
 
-    def on_element_finished(self, name: str, failed: str | None,
-                            stats: Mapping[str, Any]) -> list[Command]:
+    def on_element_finished(
+        self, name: str, failed: str | None, stats: Mapping[str, Any]
+    ) -> list[Command]:
         view = self.elements[name]
         view.finished = True
         view.stats = dict(stats)
@@ -171,13 +184,18 @@ class RunState:
         commands: list[Command] = []
         if kind == "finished":
             return commands
-        what = {"start_failed": "could not start", "crashed": "crashed and was not restarted",
-                "gave_up": f"crashed {proc.restarts + 1} times; gave up",
-                "killed": "was killed"}.get(kind, kind)
+        what = {
+            "start_failed": "could not start",
+            "crashed": "crashed and was not restarted",
+            "gave_up": f"crashed {proc.restarts + 1} times; gave up",
+            "killed": "was killed",
+        }.get(kind, kind)
         # a start failure is reported by the element itself; kills follow an earlier problem
         if kind not in ("start_failed", "killed"):
-            self.problems.append(f"process {process} ({', '.join(proc.elements)}) {what} "
-                                 f"(exit code {code}){': ' + detail if detail else ''}")
+            self.problems.append(
+                f"process {process} ({', '.join(proc.elements)}) {what} "
+                f"(exit code {code}){': ' + detail if detail else ''}"
+            )
         for c in self.connections:
             if c["kind"] == "push" and c["to"]["element"] in proc.elements:
                 sender = self.process_of[c["from"]["element"]]
@@ -227,15 +245,19 @@ class RunState:
             sent, recv = self.sent.get(c["id"], 0), self.recv.get(c["id"], 0)
             if sent <= recv:
                 continue
-            edge = (f"{c['from']['element']}.{c['from']['port']} -> "
-                    f"{c['to']['element']}.{c['to']['port']}")
+            edge = (
+                f"{c['from']['element']}.{c['from']['port']} -> "
+                f"{c['to']['element']}.{c['to']['port']}"
+            )
             dropped = self.dropped.get(c["id"], 0)
             if dropped:
                 out.append(f"{edge}: {dropped:,} records discarded after the receiver gave up")
             if self.processes[self.process_of[c["to"]["element"]]].restarts:
                 # what a crashed receiver handled after its last load report is not known
-                out.append(f"{edge}: {sent:,} sent, {recv:,} received; up to {sent - recv:,} "
-                           "lost when the receiving process crashed")
+                out.append(
+                    f"{edge}: {sent:,} sent, {recv:,} received; up to {sent - recv:,} "
+                    "lost when the receiving process crashed"
+                )
             else:
                 out.append(f"{edge}: {sent:,} sent, {recv:,} received ({sent - recv:,} lost)")
         return out
@@ -245,4 +267,5 @@ class RunState:
 
     def failed(self) -> bool:
         return bool(self.problems) or any(
-            p.exited not in (None, "finished") for p in self.processes.values())
+            p.exited not in (None, "finished") for p in self.processes.values()
+        )

@@ -11,19 +11,26 @@ from master.service import RunResult
 def print_summary(result: RunResult, console: Console) -> None:
     st = result.state
     verdict = {0: "finished", 130: "stopped by Ctrl-C"}.get(result.exit_code, "FAILED")
-    console.print(element_table(st, f"{st.tradecraft.get('name', '')} {verdict} after "
-                                    f"{result.elapsed:.2f} s"))
+    console.print(
+        element_table(st, f"{st.tradecraft.get('name', '')} {verdict} after {result.elapsed:.2f} s")
+    )
     sources = [v for v in st.elements.values() if v.stats.get("progress") is not None]
     for view in sources:
         rate = view.records_out / result.elapsed if result.elapsed > 0 else 0.0
-        console.print(f"{view.name}: {view.records_out:,} records in {result.elapsed:.2f} s "
-                      f"({rate:,.0f} records/s)", highlight=False)
+        console.print(
+            f"{view.name}: {view.records_out:,} records in {result.elapsed:.2f} s "
+            f"({rate:,.0f} records/s)",
+            highlight=False,
+        )
     dead = {n: v.stats.get("dead", 0) for n, v in st.elements.items() if v.stats.get("dead")}
     if dead:
         folder = result.run_dir / "deadletter"
         for name, n in dead.items():
-            console.print(f"{name}: {n} record(s) in dead letters: "
-                          f"{folder / (name.replace('/', '__') + '.jsonl')}", highlight=False)
+            console.print(
+                f"{name}: {n} record(s) in dead letters: "
+                f"{folder / (name.replace('/', '__') + '.jsonl')}",
+                highlight=False,
+            )
     for line in st.lost():
         console.print(f"[red]lost:[/red] {line}", highlight=False)
     for problem in result.problems:

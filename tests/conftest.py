@@ -23,8 +23,12 @@ REPO = TESTS.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, every: float = 0.02,
-               what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout: float = 20.0,
+    every: float = 0.02,
+    what: str = "condition",
+) -> Any:
     """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -46,8 +50,9 @@ def no_leaked_processes() -> Iterator[None]:
     before = _descendants()
     yield
     try:
-        wait_until(lambda: not (_descendants() - before), timeout=15,
-                   what="child processes to exit")
+        wait_until(
+            lambda: not (_descendants() - before), timeout=15, what="child processes to exit"
+        )
     except AssertionError:
         left = [psutil.Process(pid) for pid in _descendants() - before]
         names = [" ".join(p.cmdline()) for p in left if p.is_running()]
@@ -66,10 +71,10 @@ class Cluster:
 
     def run(self, tradecraft: dict[str, Any], **options: Any) -> RunResult:
         options.setdefault("run_dir", self.tmp / f"run-{time.monotonic_ns()}")
-        tradecraft = {**tradecraft,
-                      "search_path": [str(TESTS), *tradecraft.get("search_path", [])]}
-        return Run(self.master, tradecraft, RunOptions(**options), QuietDisplay(),
-                   lambda: 0, embedded=True).execute()
+        tradecraft = {**tradecraft, "search_path": [str(TESTS), *tradecraft.get("search_path", [])]}
+        return Run(
+            self.master, tradecraft, RunOptions(**options), QuietDisplay(), lambda: 0, embedded=True
+        ).execute()
 
 
 @pytest.fixture
@@ -92,19 +97,29 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         assert not open_sockets, f"sockets left open: {open_sockets}"
 
 
-def chain(name: str, elements: list[tuple[str, str, dict[str, Any]]],
-          **extra: Any) -> dict[str, Any]:
+def chain(
+    name: str, elements: list[tuple[str, str, dict[str, Any]]], **extra: Any
+) -> dict[str, Any]:
     """A tradecraft dict for a linear chain of (name, class, params) on ports out → in."""
     tc: dict[str, Any] = {
-        "tradecraft": 1, "name": name, "search_path": [],
-        "elements": [{"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
-                     for i, (n, c, p) in enumerate(elements)],
+        "tradecraft": 1,
+        "name": name,
+        "search_path": [],
+        "elements": [
+            {"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
+            for i, (n, c, p) in enumerate(elements)
+        ],
         "connections": [
-            {"id": i, "kind": "push", "from": {"element": elements[i][0], "port": "out"},
-             "to": {"element": elements[i + 1][0], "port": "in"}}
+            {
+                "id": i,
+                "kind": "push",
+                "from": {"element": elements[i][0], "port": "out"},
+                "to": {"element": elements[i + 1][0], "port": "in"},
+            }
             for i in range(len(elements) - 1)
         ],
-        "feeds": [], "fuse": [],
+        "feeds": [],
+        "fuse": [],
     }
     tc.update(extra)
     return tc

@@ -62,12 +62,13 @@ class Collect(Element):
 
     def on_finish(self) -> None:
         rows = sorted(self.records, key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))
-        self.path.write_bytes(b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n"
-                                       for r in rows))
+        self.path.write_bytes(
+            b"".join(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) + b"\n" for r in rows)
+        )
 
 
 class CrashOnce(Element):
-    """Passes records through; kills its own process at record ``at`` (once, or ``always`` from ``at`` on)."""
+    """Passes records on; kills its process at record ``at`` (once, or ``always`` from then on)."""
 
     ports = (push_in("in"), push_out("out"))
     params = (Param("marker", "str"), Param("at", "int", 10), Param("always", "bool", False))
@@ -78,8 +79,11 @@ class CrashOnce(Element):
         self.always = params["always"]
 
     def on_record(self, port: str, record: dict[str, Any]) -> None:
-        crash = record["n"] >= self.at if self.always else (
-            record["n"] == self.at and not self.marker.exists())
+        crash = (
+            record["n"] >= self.at
+            if self.always
+            else (record["n"] == self.at and not self.marker.exists())
+        )
         if crash:
             self.marker.write_text("crashed")
             os._exit(9)

@@ -15,12 +15,18 @@ def lines(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("fusion", ["off", "max"])
-def test_chain_runs_to_the_end_and_outputs_match(cluster: Cluster, tmp_path: Path,
-                                                  fusion: str) -> None:
+def test_chain_runs_to_the_end_and_outputs_match(
+    cluster: Cluster, tmp_path: Path, fusion: str
+) -> None:
     out = tmp_path / "out.jsonl"
-    tc = chain("squares", [("src", "runtime_elements:Numbers", {"count": 5000}),
-                           ("sq", "runtime_elements:Square", {}),
-                           ("sink", "runtime_elements:Collect", {"path": str(out)})])
+    tc = chain(
+        "squares",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 5000}),
+            ("sq", "runtime_elements:Square", {}),
+            ("sink", "runtime_elements:Collect", {"path": str(out)}),
+        ],
+    )
     result = cluster.run(tc, fusion=fusion)
     assert result.exit_code == 0, result.problems
     got = sorted(lines(out), key=lambda r: r["n"])
@@ -32,17 +38,22 @@ def test_chain_runs_to_the_end_and_outputs_match(cluster: Cluster, tmp_path: Pat
 
 
 def test_a_failing_record_goes_to_dead_letters_and_the_element_goes_on(
-        cluster: Cluster, tmp_path: Path) -> None:
+    cluster: Cluster, tmp_path: Path
+) -> None:
     out = tmp_path / "out.jsonl"
-    tc = chain("dead", [("src", "runtime_elements:Numbers", {"count": 100}),
-                        ("sq", "runtime_elements:Square", {"fail_on": 42}),
-                        ("sink", "runtime_elements:Collect", {"path": str(out)})])
+    tc = chain(
+        "dead",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 100}),
+            ("sq", "runtime_elements:Square", {"fail_on": 42}),
+            ("sink", "runtime_elements:Collect", {"path": str(out)}),
+        ],
+    )
     result = cluster.run(tc, fusion="off")
     assert result.exit_code == 0
     assert len(lines(out)) == 99
     dead = lines(result.run_dir / "deadletter" / "sq.jsonl")
-    assert dead == [{"element": "sq", "port": "in", "record": {"n": 42},
-                     "error": dead[0]["error"]}]
+    assert dead == [{"element": "sq", "port": "in", "record": {"n": 42}, "error": dead[0]["error"]}]
     assert dead[0]["error"].startswith("ValueError: refusing 42 (at runtime_elements.py:")
     assert result.summary()["elements"]["sq"]["dead"] == 1
 
@@ -50,9 +61,14 @@ def test_a_failing_record_goes_to_dead_letters_and_the_element_goes_on(
 def test_a_crashed_element_process_is_restarted(cluster: Cluster, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     marker = tmp_path / "crashed"
-    tc = chain("crash", [("src", "runtime_elements:Numbers", {"count": 20000}),
-                         ("mid", "runtime_elements:CrashOnce", {"marker": str(marker), "at": 50}),
-                         ("sink", "runtime_elements:Collect", {"path": str(out)})])
+    tc = chain(
+        "crash",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 20000}),
+            ("mid", "runtime_elements:CrashOnce", {"marker": str(marker), "at": 50}),
+            ("sink", "runtime_elements:Collect", {"path": str(out)}),
+        ],
+    )
     result = cluster.run(tc, fusion="off")
     assert marker.exists()
     assert result.exit_code == 0, result.problems
@@ -65,11 +81,18 @@ def test_a_crashed_element_process_is_restarted(cluster: Cluster, tmp_path: Path
 
 
 def test_an_element_that_keeps_crashing_fails_the_run(cluster: Cluster, tmp_path: Path) -> None:
-    tc = chain("crashloop", [
-        ("src", "runtime_elements:Numbers", {"count": 1_000_000}),
-        ("mid", "runtime_elements:CrashOnce", {"marker": str(tmp_path / "m"), "at": 5,
-                                               "always": True}),
-        ("sink", "runtime_elements:Collect", {"path": str(tmp_path / "out.jsonl")})])
+    tc = chain(
+        "crashloop",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 1_000_000}),
+            (
+                "mid",
+                "runtime_elements:CrashOnce",
+                {"marker": str(tmp_path / "m"), "at": 5, "always": True},
+            ),
+            ("sink", "runtime_elements:Collect", {"path": str(tmp_path / "out.jsonl")}),
+        ],
+    )
     result = cluster.run(tc, fusion="off", max_restarts=2)
     assert result.exit_code == 1
     assert result.summary()["elements"]["mid"]["restarts"] == 2
@@ -77,38 +100,66 @@ def test_an_element_that_keeps_crashing_fails_the_run(cluster: Cluster, tmp_path
 
 
 def test_a_start_failure_names_the_element(cluster: Cluster, tmp_path: Path) -> None:
-    tc = chain("badstart", [("src", "runtime_elements:Numbers", {"count": 10}),
-                            ("bad", "runtime_elements:BadStart", {})])
+    tc = chain(
+        "badstart",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 10}),
+            ("bad", "runtime_elements:BadStart", {}),
+        ],
+    )
     result = cluster.run(tc, fusion="off")
     assert result.exit_code == 1
     assert len(result.problems) == 1
     assert result.problems[0].startswith(
         "element 'bad' could not start: FileNotFoundError: catalog.csv is missing "
-        "(at runtime_elements.py:")
+        "(at runtime_elements.py:"
+    )
 
 
 @pytest.mark.parametrize("fusion", ["off", "max"])
 def test_queries_with_many_in_flight(cluster: Cluster, tmp_path: Path, fusion: str) -> None:
     out = tmp_path / "out.jsonl"
-    tc = chain("ask", [("src", "runtime_elements:Numbers", {"count": 3000}),
-                       ("asker", "runtime_elements:Asker", {}),
-                       ("sink", "runtime_elements:Collect", {"path": str(out)})])
-    tc["elements"].append({"id": 3, "name": "table", "class": "runtime_elements:Table",
-                           "params": {}, "node": None, "shard": None})
-    tc["connections"].append({"id": 2, "kind": "query",
-                              "from": {"element": "asker", "port": "ask"},
-                              "to": {"element": "table", "port": "get"}})
+    tc = chain(
+        "ask",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 3000}),
+            ("asker", "runtime_elements:Asker", {}),
+            ("sink", "runtime_elements:Collect", {"path": str(out)}),
+        ],
+    )
+    tc["elements"].append(
+        {
+            "id": 3,
+            "name": "table",
+            "class": "runtime_elements:Table",
+            "params": {},
+            "node": None,
+            "shard": None,
+        }
+    )
+    tc["connections"].append(
+        {
+            "id": 2,
+            "kind": "query",
+            "from": {"element": "asker", "port": "ask"},
+            "to": {"element": "table", "port": "get"},
+        }
+    )
     result = cluster.run(tc, fusion=fusion)
     assert result.exit_code == 0, result.problems
     got = sorted(lines(out), key=lambda r: r["n"])
     assert got == [{"n": i, "double": 2 * i} for i in range(3000)]
 
 
-def test_backpressure_blocks_the_sender_and_loses_nothing(cluster: Cluster,
-                                                          tmp_path: Path) -> None:
+def test_backpressure_blocks_the_sender_and_loses_nothing(cluster: Cluster, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    tc = chain("slow", [("src", "runtime_elements:Numbers", {"count": 20000}),
-                        ("sink", "runtime_elements:Collect", {"path": str(out), "delay": 0.01})])
+    tc = chain(
+        "slow",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 20000}),
+            ("sink", "runtime_elements:Collect", {"path": str(out), "delay": 0.01}),
+        ],
+    )
     result = cluster.run(tc, fusion="off", hwm=2, batch_size=64)
     assert result.exit_code == 0
     assert len(lines(out)) == 20000
@@ -118,13 +169,31 @@ def test_backpressure_blocks_the_sender_and_loses_nothing(cluster: Cluster,
 
 def test_fan_in_finishes_after_every_sender_ended(cluster: Cluster, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
-    tc = chain("fanin", [("a", "runtime_elements:Numbers", {"count": 500}),
-                         ("sink", "runtime_elements:Collect", {"path": str(out)})])
-    tc["elements"].append({"id": 2, "name": "b", "class": "runtime_elements:Numbers",
-                           "params": {"count": 700, "start": 10000}, "node": None,
-                           "shard": None})
-    tc["connections"].append({"id": 1, "kind": "push", "from": {"element": "b", "port": "out"},
-                              "to": {"element": "sink", "port": "in"}})
+    tc = chain(
+        "fanin",
+        [
+            ("a", "runtime_elements:Numbers", {"count": 500}),
+            ("sink", "runtime_elements:Collect", {"path": str(out)}),
+        ],
+    )
+    tc["elements"].append(
+        {
+            "id": 2,
+            "name": "b",
+            "class": "runtime_elements:Numbers",
+            "params": {"count": 700, "start": 10000},
+            "node": None,
+            "shard": None,
+        }
+    )
+    tc["connections"].append(
+        {
+            "id": 1,
+            "kind": "push",
+            "from": {"element": "b", "port": "out"},
+            "to": {"element": "sink", "port": "in"},
+        }
+    )
     result = cluster.run(tc, fusion="off")
     assert result.exit_code == 0
     got = sorted(r["n"] for r in lines(out))

@@ -13,8 +13,9 @@ from datablox.runtime.handling import Handler
 class Hosted:
     """An element instance plus what it still waits for before it can finish."""
 
-    def __init__(self, spec: dict[str, Any], element: Element, ctx: ElementContext,
-                 handler: Handler) -> None:
+    def __init__(
+        self, spec: dict[str, Any], element: Element, ctx: ElementContext, handler: Handler
+    ) -> None:
         self.spec = spec
         self.name: str = spec["name"]
         self.id: int = spec["id"]

@@ -140,6 +140,7 @@ class DroppingLink:
     """Stands in for a connection whose receiver gave up: counts what it discards."""
 
     __slots__ = ("conn_id", "dropped", "sent")
+    buf: tuple[()] = ()
 
     def __init__(self, conn_id: int, sent: int, dropped: int) -> None:
         self.conn_id = conn_id
@@ -231,12 +232,10 @@ class RemoteAsker:
     def wait(self, corr: bytes, timeout: float | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
         while corr not in self._answers:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if left is not None and left <= 0 or not self.sock.poll(
-                None if left is None else int(left * 1000) + 1
-            ):
-                if corr in self._answers:
-                    break
+            wait_ms = (
+                None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            )
+            if not self.sock.poll(wait_ms):
                 self._waiting.discard(corr)
                 raise QueryTimeout(f"{self.describe}: no answer within {timeout} s")
             got_corr, payload = self.sock.recv_multipart()

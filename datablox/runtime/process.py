@@ -20,7 +20,7 @@ import zmq
 
 from datablox import control, frames
 from datablox.codec import codec_for_wire, get_codec
-from datablox.element import Element, Source
+from datablox.element import Source
 from datablox.errors import DatabloxError
 from datablox.ports import validate_params
 from datablox.registry import add_search_path, resolve
@@ -184,18 +184,28 @@ class ProcessRuntime:
             target = self.hosted.get(dst["element"])
             link: RemoteLink | LocalLink
             if target is not None:
-                link = LocalLink(conn["id"], self._local_delivery(target, dst["port"]),
-                                 self.batch_size)
+                link = LocalLink(
+                    conn["id"], self._local_delivery(target, dst["port"]), self.batch_size
+                )
             else:
                 sock = self.zctx.socket(zmq.PUSH)
                 sock.setsockopt(zmq.SNDHWM, self.hwm)
                 sock.setsockopt(zmq.SNDBUF, self.sockbuf)
                 sock.setsockopt(zmq.LINGER, 30000)
                 sock.connect(endpoints[f"{dst['element']}.{dst['port']}"])
-                describe = (f"element '{sender.name}' port '{src['port']}' "
-                            f"(connection to {dst['element']}.{dst['port']})")
-                link = RemoteLink(sock, sender.id, conn["id"], self.codec, self.batch_size,
-                                  self._while_blocked, describe)
+                describe = (
+                    f"element '{sender.name}' port '{src['port']}' "
+                    f"(connection to {dst['element']}.{dst['port']})"
+                )
+                link = RemoteLink(
+                    sock,
+                    sender.id,
+                    conn["id"],
+                    self.codec,
+                    self.batch_size,
+                    self._while_blocked,
+                    describe,
+                )
                 self.remote_links.append(link)
             out.links.append(link)
             self.links.append(link)
@@ -205,9 +215,9 @@ class ProcessRuntime:
             local = [c for c in conns if c["to"]["element"] in self.hosted]
             if local and len(local) == len(conns):
                 target = self.hosted[local[0]["to"]["element"]]
-                answer_port = local[0]["to"]["port"]
                 sender.ctx.askers[port] = LocalAsker(
-                    lambda req, t=target, p=answer_port: t.handler.query(p, req), describe)
+                    self._local_answer(target, local[0]["to"]["port"]), describe
+                )
                 continue
             sock = self.zctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
@@ -217,6 +227,13 @@ class ProcessRuntime:
             asker = RemoteAsker(sock, describe)
             self.askers.append(asker)
             sender.ctx.askers[port] = asker
+
+    @staticmethod
+    def _local_answer(target: Hosted, port: str) -> Any:
+        def answer(request: Any) -> tuple[bool, Any]:
+            return target.handler.query(port, request)
+
+        return answer
 
     def _local_delivery(self, target: Hosted, port: str) -> Any:
         handler = target.handler
@@ -309,8 +326,12 @@ class ProcessRuntime:
                 if target is not None:
                     target.open_queries.get(conn["to"]["port"], set()).discard(conn["id"])
                     self.maybe_finish(target)
-        self.send("element_finished", element=hosted.name, failed=hosted.failed,
-                  stats=self.element_stats(hosted))
+        self.send(
+            "element_finished",
+            element=hosted.name,
+            failed=hosted.failed,
+            stats=self.element_stats(hosted),
+        )
 
     def element_stats(self, hosted: Hosted) -> dict[str, Any]:
         return {
@@ -453,10 +474,11 @@ class ProcessRuntime:
             "elements": {h.name: self.element_stats(h) for h in self.hosted.values()},
             "sent": {link.conn_id: link.sent for link in self.links},
             "recv": self.recv_counts,
-            "blocked": self.blocked_before + sum(link.blocked_seconds
-                                                 for link in self.remote_links),
-            "dropped": {link.conn_id: link.dropped for link in self.links
-                        if isinstance(link, DroppingLink)},
+            "blocked": self.blocked_before
+            + sum(link.blocked_seconds for link in self.remote_links),
+            "dropped": {
+                link.conn_id: link.dropped for link in self.links if isinstance(link, DroppingLink)
+            },
         }
 
     def run_loop(self) -> None:
