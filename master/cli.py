@@ -21,6 +21,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
+if not err.is_terminal:
+    # logs and CI: do not squeeze the summary table into 80 columns
+    err = Console(stderr=True, width=150)
 
 SetOption = Annotated[
     list[str] | None,

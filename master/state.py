@@ -229,8 +229,14 @@ class RunState:
     def backlog(self, name: str) -> int:
         """Records sent towards ``name`` but not yet received by it."""
         total = 0
+        mine = self.process_of[name]
         for c in self.connections:
-            if c["kind"] == "push" and c["to"]["element"] == name:
+            # fused connections are direct calls: nothing waits on them
+            if (
+                c["kind"] == "push"
+                and c["to"]["element"] == name
+                and (self.process_of[c["from"]["element"]] != mine)
+            ):
                 total += max(0, self.sent.get(c["id"], 0) - self.recv.get(c["id"], 0))
         return total
 

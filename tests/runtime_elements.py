@@ -17,14 +17,23 @@ class Numbers(Source):
     """Emits {"n": i} for i in range(count)."""
 
     ports = (push_out("out", fields={"n": "int"}),)
-    params = (Param("count", "int", 100), Param("start", "int", 0))
+    params = (
+        Param("count", "int", 100),
+        Param("start", "int", 0),
+        Param("rate", "number|null", None),
+    )
 
     def on_start(self, params: dict[str, Any]) -> None:
-        self.count, self.start = params["count"], params["start"]
+        self.count, self.start, self.rate = params["count"], params["start"], params["rate"]
         self.total = self.count
 
     def generate(self) -> Iterator[dict[str, Any]]:
+        began = time.monotonic()
         for i in range(self.start, self.start + self.count):
+            if self.rate:
+                ahead = began + (i - self.start) / self.rate - time.monotonic()
+                if ahead > 0:
+                    self.wait(ahead)
             yield {"n": i}
 
 

@@ -64,7 +64,7 @@ def test_a_crashed_element_process_is_restarted(cluster: Cluster, tmp_path: Path
     tc = chain(
         "crash",
         [
-            ("src", "runtime_elements:Numbers", {"count": 20000}),
+            ("src", "runtime_elements:Numbers", {"count": 20000, "rate": 10000}),
             ("mid", "runtime_elements:CrashOnce", {"marker": str(marker), "at": 50}),
             ("sink", "runtime_elements:Collect", {"path": str(out)}),
         ],

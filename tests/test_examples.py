@@ -1,0 +1,258 @@
+"""Every example in topologies/ runs with `datablox-master run` and gives the expected output.
+
+Each example runs in a temporary copy of topologies/ (its parameters use
+relative paths), once with every element in its own process (``--fusion off``)
+and once with every chain fused (``--fusion max``). Expected outputs are
+computed here from the input files and the documented behaviour of the
+element classes, not read back from the framework.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dsl
+from datablox.registry import registered
+
+TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
+EXAMPLES = sorted(p.stem for p in TOPOLOGIES.glob("*.topo"))
+RUN_TIMEOUT = 60
+
+
+def console_script(name: str) -> str:
+    """The installed console script ``name`` (next to this interpreter when it is there)."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"{name} is not installed; run pip install -e '.[test]'"
+    return found
+
+
+@dataclass
+class Ran:
+    """One finished example run: its folder (the copy), run folder, exit code and summary."""
+
+    folder: Path
+    run_dir: Path
+    code: int
+    stderr: str
+    summary: dict[str, Any]
+    tradecraft: dict[str, Any]
+
+    def lines(self, relative: str) -> list[dict[str, Any]]:
+        text = (self.folder / relative).read_text()
+        assert text.endswith("\n"), f"{relative} does not end with a complete line"
+        return [json.loads(line) for line in text.splitlines()]
+
+    def element(self, name: str) -> dict[str, Any]:
+        figures: dict[str, Any] = self.summary["elements"][name]
+        return figures
+
+
+def run_example(tmp_path: Path, name: str, fusion: str) -> Ran:
+    folder = tmp_path / "topologies"
+    shutil.copytree(TOPOLOGIES, folder)
+    run_dir = tmp_path / "run"
+    summary = tmp_path / "summary.json"
+    proc = subprocess.run(
+        [console_script("datablox-master"), "run", f"{name}.topo", "--fusion", fusion,
+         "--display", "plain", "--run-dir", str(run_dir), "--summary-json", str(summary)],
+        cwd=folder, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert summary.exists(), f"no summary written (exit {proc.returncode}):\n{proc.stderr}"
+    return Ran(folder, run_dir, proc.returncode, proc.stderr, json.loads(summary.read_text()),
+               dsl.compile_file(str(folder / f"{name}.topo")).tradecraft)
+
+
+def generated(count: int, keys: int = 10, seed: int = 0) -> list[dict[str, Any]]:
+    """The records Generate(count, keys, seed) emits, as its docstring defines them."""
+    rng = random.Random(seed)
+    return [{"id": i, "key": f"k{i % keys}", "value": round(rng.random(), 6), "ts": i}
+            for i in range(count)]
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def chain_edge_count(tc: dict[str, Any]) -> int:
+    """Push connections from an element with one push output to one with one push input."""
+    push = [c for c in tc["connections"] if c["kind"] == "push"]
+    outs = [c["from"]["element"] for c in push]
+    ins = [c["to"]["element"] for c in push]
+    return sum(1 for c in push
+               if outs.count(c["from"]["element"]) == 1 and ins.count(c["to"]["element"]) == 1)
+
+
+EXPECTED: dict[str, Callable[[Ran], None]] = {}
+
+
+def expects(name: str) -> Callable[[Callable[[Ran], None]], Callable[[Ran], None]]:
+    def register(check: Callable[[Ran], None]) -> Callable[[Ran], None]:
+        EXPECTED[name] = check
+        return check
+    return register
+
+
+@expects("count")
+def _count(ran: Ran) -> None:
+    assert json.loads((ran.folder / "out/count.json").read_text()) == {"count": 100000}
+    assert ran.element("src")["out"] == 100000
+    assert ran.element("total")["in"] == 100000
+
+
+@expects("crawl")
+def _crawl(ran: Ran) -> None:
+    data = ran.folder / "data"
+    expected = []
+    for path in sorted(data.rglob("*")):
+        rel = path.relative_to(data)
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        st = path.stat()
+        if path.suffix == ".jsonl" and st.st_size > 0:
+            expected.append({"path": rel.as_posix(), "name": path.name, "suffix": ".jsonl",
+                             "size": st.st_size, "mtime": st.st_mtime})
+    assert len(expected) == 2
+    assert ran.lines("out/crawl.jsonl") == expected
+
+
+def _convert(kind: str, text: str) -> Any:
+    if not text.strip():
+        return None
+    if kind == "bool":
+        assert text.lower() in {"true", "yes", "1", "false", "no", "0"}, text
+        return text.lower() in {"true", "yes", "1"}
+    return {"int": int, "float": float}[kind](text)
+
+
+@expects("csv_types")
+def _csv_types(ran: Ran) -> None:
+    types = {"id": "int", "lat": "float", "lon": "float", "elevation": "float", "active": "bool"}
+    with open(ran.folder / "data/stations.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    expected = [{k: _convert(types[k], v) if k in types else v for k, v in row.items()}
+                for row in rows]
+    out = ran.lines("out/stations.jsonl")
+    assert out == expected
+    assert out[6] == {"id": 7, "name": "Arecibo", "lat": 18.3442, "lon": -66.7528,
+                      "elevation": None, "active": False}
+    assert out[7]["name"] == "Palomar, Mount"
+
+
+@expects("enrich")
+def _enrich(ran: Ran) -> None:
+    profiles = {r["key"]: r for r in read_jsonl(ran.folder / "data/profiles.jsonl")}
+    expected = [{**r, "profile": profiles.get(r["key"])} for r in generated(200, 10, seed=3)]
+    out = ran.lines("out/enriched.jsonl")
+    assert out == expected
+    assert {r["key"] for r in out if r["profile"] is None} == {"k6", "k8", "k9"}
+    assert ran.element("lookup")["dead"] == 0
+
+
+@expects("generate_filter")
+def _generate_filter(ran: Ran) -> None:
+    expected = [
+        {"id": r["id"], "key": r["key"], "value": r["value"],
+         "score": round(r["value"] * 100), "bucket": r["id"] // 100}
+        for r in generated(1000, seed=7) if r["value"] > 0.5 and r["key"] != "k0"
+    ]
+    out = ran.lines("out/filtered.jsonl")
+    assert out == expected
+    assert all(type(r["score"]) is int for r in out)
+
+
+@expects("jsonl_clean")
+def _jsonl_clean(ran: Ran) -> None:
+    raw_lines = (ran.folder / "data/events.jsonl").read_text().splitlines()
+    good, malformed = [], []
+    for lineno, line in enumerate(raw_lines, 1):
+        if not line.strip():
+            continue
+        try:
+            good.append(json.loads(line))
+        except json.JSONDecodeError:
+            malformed.append((lineno, line))
+    assert malformed == [(7, raw_lines[6])]
+    expected = [r for r in good if r["level"] in ("warning", "error")]
+    assert [r["id"] for r in expected] == [2, 4, 8, 10]
+    assert ran.lines("out/events_clean.jsonl") == expected
+
+    dead = [json.loads(line)
+            for line in (ran.run_dir / "deadletter" / "src.jsonl").read_text().splitlines()]
+    assert len(dead) == 1
+    assert dead[0]["error"].startswith("malformed JSON at column ")
+    assert dead[0] == {"element": "src", "file": "data/events.jsonl", "line": 7,
+                       "record": raw_lines[6], "error": dead[0]["error"]}
+    assert ran.element("src")["dead"] == 1
+    assert ran.element("src")["out"] == len(good)
+    assert ran.element("alerts")["dead"] == ran.element("out")["dead"] == 0
+    assert str(ran.run_dir / "deadletter" / "src.jsonl") in ran.stderr
+
+
+def _partition_owner(key: str, owners: int) -> int:
+    return (zlib.crc32(key.encode()) % 256) * owners // 256
+
+
+@expects("route")
+def _route(ran: Ran) -> None:
+    records = generated(1000, keys=12, seed=1)
+    for i in range(3):
+        expected = [r for r in records if _partition_owner(r["key"], 3) == i]
+        assert ran.lines(f"out/route/p{i}.jsonl") == expected, f"p{i}"
+        assert ran.element(f"p{i}")["in"] == len(expected)
+
+
+@expects("route_time")
+def _route_time(ran: Ran) -> None:
+    records = generated(1000, seed=2)
+    for i in range(3):
+        expected = [r for r in records if r["ts"] // 100 % 3 == i]
+        assert ran.lines(f"out/route_time/w{i}.jsonl") == expected, f"w{i}"
+    assert {r["ts"] // 100 for r in ran.lines("out/route_time/w0.jsonl")} == {0, 3, 6, 9}
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_runs_and_gives_the_expected_output(tmp_path: Path, name: str,
+                                                    fusion: str) -> None:
+    assert name in EXPECTED, (
+        f"topologies/{name}.topo has no expected-output check; add one to {__file__}")
+    ran = run_example(tmp_path, name, fusion)
+    assert ran.code == 0, ran.stderr
+    assert ran.summary["exit_code"] == 0
+    assert ran.summary["problems"] == [], ran.summary["problems"]
+    assert ran.summary["lost"] == [], ran.summary["lost"]
+    assert "Traceback" not in ran.stderr
+    elements = len(ran.tradecraft["elements"])
+    processes = len(ran.summary["processes"])
+    if fusion == "off":
+        assert processes == elements
+    else:
+        assert processes == elements - chain_edge_count(ran.tradecraft)
+    EXPECTED[name](ran)
+
+
+def test_every_expected_output_check_has_an_example() -> None:
+    assert sorted(EXPECTED) == EXAMPLES
+
+
+def test_every_builtin_class_has_an_example() -> None:
+    used = {e["class"] for name in EXAMPLES
+            for e in dsl.compile_file(str(TOPOLOGIES / f"{name}.topo")).tradecraft["elements"]}
+    builtin = {n for n, target in registered().items() if target.startswith("elements.")}
+    # Null only discards; an example of it would show nothing.
+    missing = builtin - used - {"Null"}
+    assert not missing, f"no example topology uses {sorted(missing)}"

@@ -1,0 +1,163 @@
+"""Ctrl-C on `datablox-master run`: the first stops sources and drains, a second kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import wait_until
+
+ENDLESS = """
+topology endless {
+    element src = Generate(count=null, rate=20000)
+    element out = JsonLinesSink(path="out/x.jsonl")
+    src -> out
+}
+"""
+
+# A sink that writes like JsonLinesSink but takes far longer to flush at the
+# end than any test waits: only a second Ctrl-C ends the run.
+STUCK_MODULE = '''
+"""A sink whose on_finish does not return for minutes."""
+
+import os
+import time
+
+import orjson
+
+from datablox import Element, push_in
+
+
+class StuckOnFinish(Element):
+    """Writes records to out/x.jsonl; on_finish blocks. Ports: in."""
+
+    ports = (push_in("in"),)
+
+    def on_start(self, params):
+        os.makedirs("out", exist_ok=True)
+        self.fh = open("out/x.jsonl", "wb")
+
+    def on_batch(self, port, records):
+        self.fh.write(b"".join(orjson.dumps(r) + b"\\n" for r in records))
+        self.fh.flush()
+
+    def on_finish(self):
+        time.sleep(300)
+'''
+
+STUCK = """
+topology stuck {
+    element src = Generate(count=null, rate=20000)
+    element out = stuckmod:StuckOnFinish()
+    src -> out
+}
+"""
+
+
+def console_script(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"{name} is not installed; run pip install -e '.[test]'"
+    return found
+
+
+def element_processes(run_dir: Path) -> list[psutil.Process]:
+    """Element processes of the run in ``run_dir`` (their spec files live there)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "datablox.runtime.process" in cmdline and str(run_dir) in cmdline:
+            found.append(proc)
+    return found
+
+
+def written(proc: subprocess.Popen[str], path: Path, lines: int) -> bool:
+    """Whether ``path`` has ``lines`` lines yet; fails at once when the run already ended."""
+    assert proc.poll() is None, f"the run ended early with exit code {proc.returncode}"
+    try:
+        return path.read_bytes().count(b"\n") >= lines
+    except FileNotFoundError:
+        return False
+
+
+@contextmanager
+def master_run(folder: Path, topo: str) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
+    """Start `datablox-master run` on ``topo`` in ``folder``; kill whatever is left at the end."""
+    run_dir = (folder / "run").resolve()
+    summary = folder / "summary.json"
+    stderr = open(folder / "stderr.txt", "w")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(
+        [console_script("datablox-master"), "run", topo, "--fusion", "off", "--display",
+         "plain", "--run-dir", str(run_dir), "--summary-json", str(summary)],
+        cwd=folder, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        yield proc, run_dir, summary
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        stderr.close()
+        for left in element_processes(run_dir):
+            left.kill()
+
+
+def test_ctrl_c_stops_the_source_drains_every_queue_and_exits_130(tmp_path: Path) -> None:
+    (tmp_path / "endless.topo").write_text(ENDLESS)
+    out = tmp_path / "out" / "x.jsonl"
+    with master_run(tmp_path, "endless.topo") as (proc, run_dir, summary):
+        wait_until(lambda: written(proc, out, 2000), timeout=30, what="the sink to write")
+        wait_until(lambda: len(element_processes(run_dir)) == 2, timeout=10,
+                   what="both element processes")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+        stderr = (tmp_path / "stderr.txt").read_text()
+
+        figures = json.loads(summary.read_text())
+        assert figures["interrupted"] is True
+        assert figures["exit_code"] == 130
+        assert figures["problems"] == [] and figures["lost"] == []
+        emitted = figures["elements"]["src"]["out"]
+        assert emitted >= 2000
+        assert figures["elements"]["out"]["in"] == emitted
+        # complete lines, every record once, in order
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        assert out.read_bytes().endswith(b"\n")
+        assert [r["id"] for r in records] == list(range(emitted))
+        assert {p["exit"] for p in figures["processes"].values()} == {"finished"}
+        assert "stopping: sources stop, queues drain" in stderr
+        assert "Traceback" not in stderr
+        assert element_processes(run_dir) == []
+
+
+def test_a_second_ctrl_c_kills_every_element_process(tmp_path: Path) -> None:
+    (tmp_path / "stuck.topo").write_text(STUCK)
+    (tmp_path / "stuckmod.py").write_text(STUCK_MODULE)
+    out = tmp_path / "out" / "x.jsonl"
+    with master_run(tmp_path, "stuck.topo") as (proc, run_dir, summary):
+        wait_until(lambda: written(proc, out, 1000), timeout=30, what="the sink to write")
+        proc.send_signal(signal.SIGINT)
+        wait_until(lambda: "stopping:" in (tmp_path / "stderr.txt").read_text(), timeout=10,
+                   what="the master to begin stopping")
+        # the sink is stuck in on_finish; only the second Ctrl-C can end the run
+        wait_until(lambda: len(element_processes(run_dir)) == 1, timeout=10,
+                   what="the source process to finish")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+        stderr = (tmp_path / "stderr.txt").read_text()
+        assert "killing every element process" in stderr
+        assert "Traceback" not in stderr
+        figures = json.loads(summary.read_text())
+        assert figures["interrupted"] is True and figures["exit_code"] == 130
+        assert figures["processes"]["p1-out"]["exit"] == "killed"
+        assert figures["processes"]["p0-src"]["exit"] == "finished"
+        assert element_processes(run_dir) == []
