@@ -228,6 +228,9 @@ class _Compiler:
         operands = [p.fn for p in parts[0::2]]
         tests = [self._comparison(p.children[0]) for p in parts[1::2]]
         if len(tests) == 1:
+            fast = self._field_vs_constant(parts)
+            if fast is not None:
+                return _Node(fast)
             a, b, test = operands[0], operands[1], tests[0]
             return _Node(lambda r: test(a(r), b(r)))
 
@@ -241,6 +244,32 @@ class _Compiler:
             return True
 
         return _Node(chained)
+
+    def _field_vs_constant(self, parts: tuple[Any, ...]) -> Evaluator | None:
+        """``field < constant`` and friends, the commonest filter, in one closure."""
+        left, op_tree, right = parts
+        op = " ".join(str(op_tree.children[0]).split())
+        if (
+            op not in ("<", "<=", ">", ">=")
+            or left.path is None
+            or len(left.path) != 1
+            or right.const is _NOCONST
+            or right.const is None
+        ):
+            return None
+        name, const, fn = left.path[0], right.const, _ORDER[op]
+        test = self._comparison(op_tree.children[0])
+
+        def compare(r: Mapping[str, Any]) -> bool:
+            value = r.get(name)
+            if value is None:
+                return False
+            try:
+                return bool(fn(value, const))
+            except TypeError:
+                return test(value, const)  # raises the positioned error
+
+        return compare
 
     def _comparison(self, tok: Token) -> Callable[[Any, Any], bool]:
         op = " ".join(str(tok).split())  # "not   in" -> "not in"

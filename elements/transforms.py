@@ -103,8 +103,9 @@ class Map(Element):
         fn (str|null, null): ``"package.module:function"``, called last with the
             record; it returns a record, a list of records, or None to drop it.
 
-    At least one of them must be given. Records are copied, never changed in
-    place, because the same record object may travel on to other elements.
+    At least one of them must be given. The record is changed in place: every
+    element owns the records it receives (the runtime copies them when an
+    out-port fans out to several elements in one process).
 
     Bad input: no operation, an expression that does not parse, or a ``fn``
     that cannot be imported stop the element at start. A record on which an
@@ -158,20 +159,16 @@ class Map(Element):
             self.emit_many(out)
 
     def _one(self, record: Record, out: list[Record]) -> None:
+        # The runtime hands every receiver a record of its own (it copies when an
+        # out-port fans out), so changing the record in place is safe.
         if self.set:
-            values = [(field, ev(record)) for field, ev in self.set]
-            record = dict(record)
-            record.update(values)
-        if self.drop:
-            if not self.set:
-                record = dict(record)
-            for field in self.drop:
-                record.pop(field, None)
+            record.update([(field, ev(record)) for field, ev in self.set])
+        for field in self.drop:
+            record.pop(field, None)
         if self.fn is None:
             out.append(record)
             return
-        # A user fn often changes its argument in place; give it its own copy.
-        result = self.fn(record if self.set or self.drop else dict(record))
+        result = self.fn(record)
         if result is None:
             return
         if isinstance(result, dict):

@@ -128,3 +128,13 @@ class Asker(Element):
         pending = [(r, self.ask_async({"n": r["n"]})) for r in records]
         for record, handle in pending:
             self.emit({**record, **handle.result(10.0)})
+
+
+class Stamp(Element):
+    """Changes the records it receives in place (sets ``by`` to its own name)."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        record["by"] = self.name
+        self.emit(record)

@@ -198,3 +198,51 @@ def test_fan_in_finishes_after_every_sender_ended(cluster: Cluster, tmp_path: Pa
     assert result.exit_code == 0
     got = sorted(r["n"] for r in lines(out))
     assert got == list(range(500)) + list(range(10000, 10700))
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+def test_fan_out_gives_every_receiver_its_own_records(
+    cluster: Cluster, tmp_path: Path, fusion: str
+) -> None:
+    """Two fused receivers of one out-port may both change records in place."""
+    outs = {name: tmp_path / f"{name}.jsonl" for name in ("one", "two")}
+    tc = chain("fanout", [("src", "runtime_elements:Numbers", {"count": 1000})])
+    for i, name in enumerate(("one", "two")):
+        tc["elements"] += [
+            {
+                "id": 1 + 2 * i,
+                "name": name,
+                "class": "runtime_elements:Stamp",
+                "params": {},
+                "node": None,
+                "shard": None,
+            },
+            {
+                "id": 2 + 2 * i,
+                "name": f"{name}_sink",
+                "class": "runtime_elements:Collect",
+                "params": {"path": str(outs[name])},
+                "node": None,
+                "shard": None,
+            },
+        ]
+        tc["connections"] += [
+            {
+                "id": 2 * i,
+                "kind": "push",
+                "from": {"element": "src", "port": "out"},
+                "to": {"element": name, "port": "in"},
+            },
+            {
+                "id": 2 * i + 1,
+                "kind": "push",
+                "from": {"element": name, "port": "out"},
+                "to": {"element": f"{name}_sink", "port": "in"},
+            },
+        ]
+    tc["fuse"] = [["src", "one", "two", "one_sink", "two_sink"]] if fusion == "max" else []
+    result = cluster.run(tc, fusion=fusion)
+    assert result.exit_code == 0, result.problems
+    for name, path in outs.items():
+        got = sorted(lines(path), key=lambda r: r["n"])
+        assert got == [{"n": i, "by": name} for i in range(1000)]

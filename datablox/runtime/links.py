@@ -161,9 +161,14 @@ class DroppingLink:
 
 
 class LocalLink:
-    """A push connection to an element fused into the same process: direct calls."""
+    """A push connection to an element fused into the same process: direct calls.
 
-    __slots__ = ("batch_size", "buf", "conn_id", "deliver", "sent")
+    With ``copy`` set (its out-port fans out), the receiver gets its own deep
+    copy, so that every element owns the records it receives, as it does when
+    they arrive over a socket.
+    """
+
+    __slots__ = ("batch_size", "buf", "conn_id", "copy", "deliver", "sent")
 
     def __init__(self, conn_id: int, deliver: Callable[[list[Any]], None], batch_size: int) -> None:
         self.conn_id = conn_id
@@ -171,6 +176,7 @@ class LocalLink:
         self.batch_size = batch_size
         self.buf: list[Any] = []
         self.sent = 0
+        self.copy = False
 
     def append(self, record: Any) -> None:
         buf = self.buf
@@ -188,7 +194,7 @@ class LocalLink:
         if buf:
             self.buf = []
             self.sent += len(buf)
-            self.deliver(buf)
+            self.deliver(orjson.loads(orjson.dumps(buf)) if self.copy else buf)
 
     def due(self, now: float, interval: float) -> bool:
         return bool(self.buf)

@@ -209,6 +209,12 @@ class ProcessRuntime:
                 self.remote_links.append(link)
             out.links.append(link)
             self.links.append(link)
+        for hosted in self.hosted.values():
+            for out in hosted.ctx.outputs.values():
+                if len(out.links) > 1:
+                    for link in out.links:
+                        if isinstance(link, LocalLink):
+                            link.copy = True
         for (ename, port), conns in askers.items():
             sender = self.hosted[ename]
             describe = f"element '{ename}' query port '{port}'"
