@@ -212,9 +212,9 @@ class ProcessRuntime:
         for hosted in self.hosted.values():
             for out in hosted.ctx.outputs.values():
                 if len(out.links) > 1:
-                    for link in out.links:
-                        if isinstance(link, LocalLink):
-                            link.copy = True
+                    for fan in out.links:
+                        if isinstance(fan, LocalLink):
+                            fan.copy = True
         for (ename, port), conns in askers.items():
             sender = self.hosted[ename]
             describe = f"element '{ename}' query port '{port}'"
