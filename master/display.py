@@ -18,8 +18,11 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.0f} MB" if n else "-"
 
 
-def element_table(state: RunState, title: str | None = None) -> Table:
-    """One row per element: throughput, backlog, busy %, restarts, errors."""
+def element_table(state: RunState, title: str | None = None, elapsed: float | None = None) -> Table:
+    """One row per element: throughput, backlog, busy %, restarts, errors.
+
+    With ``elapsed`` (the final summary) rates are averages over the run.
+    """
     table = Table(title=title, title_justify="left", expand=False)
     for col, justify in (
         ("element", "left"),
@@ -45,13 +48,16 @@ def element_table(state: RunState, title: str | None = None) -> Table:
             if view.finished
             else ("starting" if not proc.started else "running")
         )
+        rate = view.rate
+        if elapsed:
+            rate = max(view.records_in, view.records_out) / elapsed
         table.add_row(
             view.name,
             view.cls,
             view.process,
             f"{view.records_in:,}",
             f"{view.records_out:,}",
-            f"{view.rate:,.0f}",
+            f"{rate:,.0f}",
             f"{state.backlog(view.name):,}",
             f"{proc.busy * 100:.0f}%",
             str(proc.restarts),
@@ -78,7 +84,7 @@ class LiveDisplay:
         self.live: Live | None = None
 
     def start(self, state: RunState) -> None:
-        self.live = Live(console=self.console, refresh_per_second=4, transient=False)
+        self.live = Live(console=self.console, refresh_per_second=4, transient=True)
         self.live.start()
 
     def update(self, state: RunState, elapsed: float) -> None:

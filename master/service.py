@@ -170,6 +170,16 @@ class Run:
         self.go_at: float | None = None
         self.kill_sent = False
 
+    def notices(self) -> list[str]:
+        """What the user should know before the data flows."""
+        found = list(self.plan.notices)
+        for feed in self.state.tradecraft.get("feeds", []):
+            found.append(
+                f"feed '{feed['name']}' ({feed['element']}.{feed['port']}): a one-shot run has "
+                "no feed subscribers; its records are counted in the table but not kept"
+            )
+        return found
+
     def to_process(self, process: str, msg: dict[str, Any]) -> None:
         node = self.state.processes[process].node
         self.master.send_node(node, {"op": "send", "process": process, "msg": msg})
@@ -261,6 +271,8 @@ class Run:
         started = time.monotonic()
         self.launch()
         self.display.start(self.state)
+        for notice in self.notices():
+            self.display.log(notice)
         seen_interrupts = 0
         last_draw = 0.0
         try:

@@ -12,7 +12,11 @@ def print_summary(result: RunResult, console: Console) -> None:
     st = result.state
     verdict = {0: "finished", 130: "stopped by Ctrl-C"}.get(result.exit_code, "FAILED")
     console.print(
-        element_table(st, f"{st.tradecraft.get('name', '')} {verdict} after {result.elapsed:.2f} s")
+        element_table(
+            st,
+            f"{st.tradecraft.get('name', '')} {verdict} after {result.elapsed:.2f} s",
+            elapsed=result.elapsed,
+        )
     )
     sources = [v for v in st.elements.values() if v.stats.get("progress") is not None]
     for view in sources:

@@ -425,9 +425,9 @@ class ProcessRuntime:
             if header.kind == frames.EOS:
                 self.connection_ended(conn)
                 continue
+            started = time.perf_counter()
             records = codec_for_wire(header.codec).decode(payload)
             self.recv_counts[conn] = self.recv_counts.get(conn, 0) + len(records)
-            started = time.perf_counter()
             hosted.handler.batch(port, records)
             self.busy += time.perf_counter() - started
 
