@@ -138,3 +138,35 @@ class Stamp(Element):
     def on_record(self, port: str, record: dict[str, Any]) -> None:
         record["by"] = self.name
         self.emit(record)
+
+
+class Ping(Source):
+    """Emits one record, then keeps running until ``marker`` exists (at most 30 s)."""
+
+    ports = (push_out("out"),)
+    params = (Param("marker", "str"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.marker = Path(params["marker"])
+
+    def generate(self) -> Iterator[dict[str, Any] | None]:
+        yield {"n": 0}
+        deadline = time.monotonic() + 30
+        while not self.marker.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the record was not delivered while the source ran")
+            self.wait(0.01)
+            yield None
+
+
+class Touch(Element):
+    """Creates ``marker`` when a record arrives."""
+
+    ports = (push_in("in"),)
+    params = (Param("marker", "str"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.marker = Path(params["marker"])
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.marker.write_text("seen")

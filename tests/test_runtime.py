@@ -246,3 +246,20 @@ def test_fan_out_gives_every_receiver_its_own_records(
     for name, path in outs.items():
         got = sorted(lines(path), key=lambda r: r["n"])
         assert got == [{"n": i, "by": name} for i in range(1000)]
+
+
+def test_a_lone_record_is_flushed_by_the_timer_while_its_source_runs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Batches are also sent when not full: the source waits for its own record to arrive."""
+    marker = str(tmp_path / "seen")
+    tc = chain(
+        "lone",
+        [
+            ("src", "runtime_elements:Ping", {"marker": marker}),
+            ("sink", "runtime_elements:Touch", {"marker": marker}),
+        ],
+    )
+    result = cluster.run(tc, fusion="off")
+    assert result.exit_code == 0, result.problems
+    assert result.summary()["elements"]["sink"]["in"] == 1
