@@ -52,7 +52,11 @@ def _msgpack() -> Codec:
     packer_opts = {"use_bin_type": True}
 
     def encode(records: list[Any]) -> bytes:
-        return msgpack.packb(records, **packer_opts)  # type: ignore[no-any-return]
+        try:
+            return msgpack.packb(records, **packer_opts)  # type: ignore[no-any-return]
+        except OverflowError as exc:
+            # the same kind of refusal as the JSON codecs give for such integers
+            raise ValueError(f"integer out of msgpack's 64-bit range: {exc}") from None
 
     def decode(payload: bytes) -> list[Any]:
         return msgpack.unpackb(payload, raw=False, strict_map_key=False)  # type: ignore[no-any-return]

@@ -26,6 +26,10 @@ def key_bytes(key: Any) -> bytes:
         return (str(int(key)) if key.is_integer() else repr(key)).encode()
     if isinstance(key, (list, tuple)):
         return b"\x1f".join(key_bytes(k) for k in key)
+    if isinstance(key, dict):
+        # equal maps are equal whatever their insertion order
+        items = sorted((str(k), v) for k, v in key.items())
+        return b"\x1e".join(k.encode("utf-8") + b"\x1d" + key_bytes(v) for k, v in items)
     return repr(key).encode("utf-8")
 
 

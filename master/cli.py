@@ -12,6 +12,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from datablox.codec import get_codec
 from datablox.errors import DatabloxError, TopologyError
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is shown as written: "[list]" is not markup
 )
 err = Console(stderr=True)
 if not err.is_terminal:
@@ -105,6 +107,7 @@ def compile_(
         _fail(exc)
     text = orjson.dumps(result.tradecraft, option=orjson.OPT_INDENT_2).decode() + "\n"
     if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
     else:
         sys.stdout.write(text)
@@ -171,6 +174,7 @@ def run(
 
     try:
         result = _load(file, set_)
+        get_codec(codec)
     except DatabloxError as exc:
         _fail(exc)
     mode = display.value
@@ -197,8 +201,9 @@ def run(
         outcome = run_embedded(result.tradecraft, options, shown, lambda: interrupts[0])
     except DatabloxError as exc:
         _fail(exc, 1)
-    print_summary(outcome, err)
+    print_summary(outcome, err, table=mode != "quiet")
     if summary_json:
+        summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_bytes(orjson.dumps(outcome.summary(), option=orjson.OPT_INDENT_2))
     raise typer.Exit(outcome.exit_code)
 

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from datablox.errors import RunError
+
 FusionMode = Literal["auto", "off", "max"]
 
 
@@ -95,9 +97,10 @@ def place_nodes(
                 f"element '{e['name']}' asks for node '{want}'; the embedded care-taker runs it"
             )
         elif want:
-            raise ValueError(
+            raise RunError(
                 f"element '{e['name']}' is placed on node '{want}', but no care-taker serves it "
-                f"(nodes: {', '.join(sorted(known))})"
+                f"(nodes: {', '.join(sorted(known))})",
+                "start a care-taker with --node " + want,
             )
         else:
             placed[e["name"]] = min(nodes, key=lambda n: load[n.name] / max(1, n.slots)).name
@@ -124,6 +127,13 @@ def plan(
     sharded = {e["name"] for e in tradecraft["elements"] if e.get("shard")}
     node_of, notices = place_nodes(tradecraft, nodes, embedded)
     groups = _Groups(names)
+    if fusion != "off":
+        # a fused group is one process, so one node: a pinned member decides it
+        pinned = {e["name"] for e in tradecraft["elements"] if e.get("node")}
+        for members in tradecraft.get("fuse", []):
+            anchor = next((m for m in members if m in pinned), members[0])
+            for m in members:
+                node_of[m] = node_of[anchor]
 
     def fusable(a: str, b: str) -> bool:
         return node_of[a] == node_of[b] and a not in sharded and b not in sharded

@@ -239,7 +239,9 @@ class Run:
                 if st.stopping:
                     self.to_process(process, {"op": "stop"})
         elif op == "failed":
-            st.problems.append(f"element '{msg.get('element')}' could not start: {msg['error']}")
+            who = msg.get("element")
+            who = f"element '{who}'" if who and who != "*" else f"process {process}"
+            st.problems.append(f"{who} could not start: {msg['error']}")
             self.kill()
         elif op in ("load", "finished"):
             st.on_load(process, msg, time.monotonic())

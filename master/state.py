@@ -124,7 +124,7 @@ class RunState:
         return merged
 
     def wire_message(self, process: str) -> dict[str, Any]:
-        """Endpoints to connect to, and inputs whose sender already finished (after a restart)."""
+        """Endpoints to connect to, and inputs and askers already finished (after a restart)."""
         hosted = set(self.processes[process].elements)
         ended = [
             c["id"]
@@ -133,7 +133,14 @@ class RunState:
             and c["to"]["element"] in hosted
             and self.elements[c["from"]["element"]].finished
         ]
-        return {"op": "wire", "endpoints": self.endpoints(), "ended": ended}
+        asked = [
+            c["id"]
+            for c in self.connections
+            if c["kind"] == "query"
+            and c["to"]["element"] in hosted
+            and self.elements[c["from"]["element"]].finished
+        ]
+        return {"op": "wire", "endpoints": self.endpoints(), "ended": ended, "query_done": asked}
 
     # ---- running -----------------------------------------------------------
     def on_load(self, process: str, msg: Mapping[str, Any], now: float) -> None:

@@ -8,18 +8,20 @@ from master.display import element_table
 from master.service import RunResult
 
 
-def print_summary(result: RunResult, console: Console) -> None:
+def print_summary(result: RunResult, console: Console, table: bool = True) -> None:
+    """The final table (unless ``table`` is off), dead letters, losses and problems."""
     st = result.state
     verdict = {0: "finished", 130: "stopped by Ctrl-C"}.get(result.exit_code, "FAILED")
-    console.print(
-        element_table(
-            st,
-            f"{st.tradecraft.get('name', '')} {verdict} after {result.elapsed:.2f} s",
-            elapsed=result.elapsed,
+    if table:
+        console.print(
+            element_table(
+                st,
+                f"{st.tradecraft.get('name', '')} {verdict} after {result.elapsed:.2f} s",
+                elapsed=result.elapsed,
+            )
         )
-    )
     sources = [v for v in st.elements.values() if v.stats.get("progress") is not None]
-    for view in sources:
+    for view in sources if table else []:
         rate = view.records_out / result.elapsed if result.elapsed > 0 else 0.0
         console.print(
             f"{view.name}: {view.records_out:,} records in {result.elapsed:.2f} s "

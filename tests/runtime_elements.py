@@ -170,3 +170,12 @@ class Touch(Element):
 
     def on_record(self, port: str, record: dict[str, Any]) -> None:
         self.marker.write_text("seen")
+
+
+class Unencodable(Element):
+    """Passes records on, but replaces record n == 3 by one that no codec can encode."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit({"n": record["n"], "bad": {1, 2}} if record["n"] == 3 else record)

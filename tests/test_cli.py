@@ -24,17 +24,28 @@ TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 EXAMPLES = sorted(p.name for p in TOPOLOGIES.glob("*.topo"))
 
 
+#: What a Python traceback (or the tail of one) looks like in output.
+TRACEBACK = re.compile(r'Traceback \(most recent call last\)|^\s*File ".*", line \d+', re.MULTILINE)
+
+
 def console_script(name: str) -> str:
     found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     assert found, f"{name} is not installed; run pip install -e '.[test]'"
     return found
 
 
-def cli(*args: str, cwd: Path, script: str = "datablox-master",
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([console_script(script), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"})
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+def cli(
+    *args: str, cwd: Path, script: str = "datablox-master", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [console_script(script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert not TRACEBACK.search(proc.stdout + proc.stderr), proc.stdout + proc.stderr
     return proc
 
 
@@ -51,8 +62,10 @@ def test_check_accepts_every_example(topos: Path, filename: str) -> None:
     tc = dsl.compile_file(str(topos / filename)).tradecraft
     proc = cli("check", filename, cwd=topos)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == (f"ok: {filename}: topology '{tc['name']}', {len(tc['elements'])} "
-                           f"elements, {len(tc['connections'])} connections\n")
+    assert proc.stdout == (
+        f"ok: {filename}: topology '{tc['name']}', {len(tc['elements'])} "
+        f"elements, {len(tc['connections'])} connections\n"
+    )
 
 
 BAD = {
@@ -63,9 +76,14 @@ BAD = {
     src -> out
 }
 """,
-        ["error: unknown element class 'Generat'", " --> bad.topo:2:19",
-         "2 |     element src = Generat(count=10)", "  |                   ^^^^^^^",
-         "= hint: did you mean 'Generate'?"]),
+        [
+            "error: unknown element class 'Generat'",
+            " --> bad.topo:2:19",
+            "2 |     element src = Generat(count=10)",
+            "  |                   ^^^^^^^",
+            "= hint: did you mean 'Generate'?",
+        ],
+    ),
     "unknown_port": (
         """topology bad {
     element src = Generate(count=10)
@@ -73,8 +91,14 @@ BAD = {
     src.outt -> out.in
 }
 """,
-        ["error: element 'src' (Generate) has no port 'outt'", " --> bad.topo:4:9",
-         "4 |     src.outt -> out.in", "  |         ^^^^", "= hint: did you mean 'out'?"]),
+        [
+            "error: element 'src' (Generate) has no port 'outt'",
+            " --> bad.topo:4:9",
+            "4 |     src.outt -> out.in",
+            "  |         ^^^^",
+            "= hint: did you mean 'out'?",
+        ],
+    ),
     "missing_param": (
         """topology bad {
     element src = Generate(count=10)
@@ -82,17 +106,28 @@ BAD = {
     src -> out
 }
 """,
-        ["error: JsonLinesSink needs parameter 'path' (str)", " --> bad.topo:3:19",
-         "3 |     element out = JsonLinesSink()", "  |                   ^^^^^^^^^^^^^",
-         "= hint: output file; parent folders are created"]),
+        [
+            "error: JsonLinesSink needs parameter 'path' (str)",
+            " --> bad.topo:3:19",
+            "3 |     element out = JsonLinesSink()",
+            "  |                   ^^^^^^^^^^^^^",
+            "= hint: output file; parent folders are created",
+        ],
+    ),
     "unclosed_brace": (
         """topology bad {
     element src = Generate(count=10)
     element out = Count()
     src -> out
 """,
-        ["error: unexpected end of file; expected", " --> bad.topo:4:15",
-         "4 |     src -> out", "  |               ^", "= hint: is a '}' or ')' missing?"]),
+        [
+            "error: unexpected end of file; expected",
+            " --> bad.topo:4:15",
+            "4 |     src -> out",
+            "  |               ^",
+            "= hint: is a '}' or ')' missing?",
+        ],
+    ),
     "unclosed_paren": (
         """topology bad {
     element src = Generate(count=10
@@ -100,19 +135,28 @@ BAD = {
     src -> out
 }
 """,
-        ["error: unexpected 'element'; expected ')'", " --> bad.topo:3:5",
-         "3 |     element out = Count()", "  |     ^^^^^^^"]),
+        [
+            "error: unexpected 'element'; expected ')'",
+            " --> bad.topo:3:5",
+            "3 |     element out = Count()",
+            "  |     ^^^^^^^",
+        ],
+    ),
 }
 
 
 # compile and run load files as check does; two cases show they report the same way
 BAD_CASES = [(case, "check") for case in sorted(BAD)] + [
-    (case, command) for case in ("unknown_class", "unclosed_paren") for command in ("compile", "run")]
+    (case, command)
+    for case in ("unknown_class", "unclosed_paren")
+    for command in ("compile", "run")
+]
 
 
 @pytest.mark.parametrize(("case", "command"), BAD_CASES)
 def test_a_bad_topology_exits_2_with_file_line_column_caret_and_hint(
-        tmp_path: Path, case: str, command: str) -> None:
+    tmp_path: Path, case: str, command: str
+) -> None:
     text, expected = BAD[case]
     (tmp_path / "bad.topo").write_text(text)
     proc = cli(command, "bad.topo", cwd=tmp_path)
@@ -148,27 +192,60 @@ def test_compile_output_file_is_the_same_json_and_check_accepts_it(topos: Path) 
     assert checked.stdout.startswith("ok: route.json: topology 'route', 5 elements")
 
 
+def test_compile_output_into_a_missing_folder_is_no_traceback(topos: Path) -> None:
+    """Either the folder is made (as sinks make theirs) or the error names the path."""
+    proc = cli("compile", "count.topo", "-o", "new/folder/count.json", cwd=topos)
+    target = topos / "new/folder/count.json"
+    if proc.returncode == 0:
+        assert json.loads(target.read_text())["name"] == "count"
+    else:
+        assert proc.returncode == 2
+        assert "new/folder/count.json" in proc.stderr
+        assert proc.stderr.startswith("error: ")
+
+
 def test_set_overrides_parameters_in_the_compiled_topology(topos: Path) -> None:
-    proc = cli("compile", "count.topo", "--set", "src.count=5", "-s", 'total.path="x.json"',
-               "--set", "src.keys=3", cwd=topos)
+    proc = cli(
+        "compile",
+        "count.topo",
+        "--set",
+        "src.count=5",
+        "-s",
+        'total.path="x.json"',
+        "--set",
+        "src.keys=3",
+        cwd=topos,
+    )
     assert proc.returncode == 0, proc.stderr
     params = {e["name"]: e["params"] for e in json.loads(proc.stdout)["elements"]}
     assert params == {"src": {"count": 5, "keys": 3}, "total": {"path": "x.json"}}
 
 
 def test_set_on_run_changes_what_runs(topos: Path, tmp_path: Path) -> None:
-    proc = cli("run", "count.topo", "--set", "src.count=321", "--display", "quiet",
-               "--run-dir", str(tmp_path / "run"), cwd=topos)
+    proc = cli(
+        "run",
+        "count.topo",
+        "--set",
+        "src.count=321",
+        "--display",
+        "quiet",
+        "--run-dir",
+        str(tmp_path / "run"),
+        cwd=topos,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads((topos / "out/count.json").read_text()) == {"count": 321}
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("src.nope=5", "error: Generate has no parameter 'nope'"),
-    ("nope.count=5", "error: override names unknown element 'nope'"),
-    ('src.count="a"', "error: parameter 'count' of Generate must be int|null, got str 'a'"),
-    ("garbage", "error: override 'garbage' is not of the form element.param=value"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("src.nope=5", "error: Generate has no parameter 'nope'"),
+        ("nope.count=5", "error: override names unknown element 'nope'"),
+        ('src.count="a"', "error: parameter 'count' of Generate must be int|null, got str 'a'"),
+        ("garbage", "error: override 'garbage' is not of the form element.param=value"),
+    ],
+)
 def test_a_bad_override_exits_2_and_names_it(topos: Path, override: str, message: str) -> None:
     proc = cli("compile", "count.topo", "--set", override, cwd=topos)
     assert proc.returncode == 2
@@ -179,6 +256,39 @@ def test_a_bad_override_exits_2_and_names_it(topos: Path, override: str, message
 
 
 # ---- run ---------------------------------------------------------------------
+def test_run_summary_json_into_a_missing_folder_is_no_traceback(
+    topos: Path, tmp_path: Path
+) -> None:
+    """Either the folder is made or the error names the path; never a traceback."""
+    proc = cli(
+        "run",
+        "count.topo",
+        "--display",
+        "quiet",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--summary-json",
+        "reports/today/summary.json",
+        cwd=topos,
+    )
+    target = topos / "reports/today/summary.json"
+    if target.exists():
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(target.read_text())["elements"]["total"]["in"] == 100000
+    else:
+        assert proc.returncode == 2
+        assert "reports/today/summary.json" in proc.stderr
+
+
+def test_run_with_an_unknown_codec_exits_2_with_a_hint(topos: Path, tmp_path: Path) -> None:
+    proc = cli(
+        "run", "count.topo", "--codec", "jsonn", "--run-dir", str(tmp_path / "run"), cwd=topos
+    )
+    assert proc.returncode == 2
+    assert "error: unknown codec 'jsonn'" in proc.stderr
+    assert "hint: choose one of orjson, ujson, msgpack" in proc.stderr
+
+
 def test_run_exits_1_and_names_the_element_that_failed_to_start(tmp_path: Path) -> None:
     (tmp_path / "failstart.topo").write_text("""topology failstart {
     element src = JsonLinesSource(path="data/nope.jsonl")
@@ -187,18 +297,34 @@ def test_run_exits_1_and_names_the_element_that_failed_to_start(tmp_path: Path) 
 }
 """)
     run_dir = (tmp_path / "run").resolve()
-    proc = cli("run", "failstart.topo", "--display", "plain", "--run-dir", str(run_dir),
-               "--summary-json", "summary.json", cwd=tmp_path)
+    proc = cli(
+        "run",
+        "failstart.topo",
+        "--display",
+        "plain",
+        "--run-dir",
+        str(run_dir),
+        "--summary-json",
+        "summary.json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1
-    assert ("error: element 'src' could not start: ParameterError: JsonLinesSource: file "
-            "'data/nope.jsonl' does not exist") in proc.stderr
+    assert (
+        "error: element 'src' could not start: ParameterError: JsonLinesSource: file "
+        "'data/nope.jsonl' does not exist"
+    ) in proc.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["exit_code"] == 1
     assert len(summary["problems"]) == 1
     assert summary["problems"][0].startswith("element 'src' could not start")
-    left = [p for p in psutil.process_iter(["cmdline"])
-            if str(run_dir) in " ".join(p.info["cmdline"] or [])]
-    assert left == []
+    left = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if str(run_dir) in " ".join(p.info["cmdline"] or [])
+    ]
+    for p in left:
+        p.kill()
+    assert left == [], f"element processes outlived the run: {left}"
 
 
 # ---- classes and describe ----------------------------------------------------
@@ -222,16 +348,14 @@ def test_describe_shows_documentation_ports_and_parameters(tmp_path: Path) -> No
     assert out.startswith("Filter  (elements.transforms:Filter)\n")
     assert "Pass on the records for which an expression is true." in out
     assert "ports:\n  in push (->) in\n  out push (->) out\n" in out
-    assert "parameters:\n  where: str (required) — expression; records where it is true pass" \
-        in out
+    assert "parameters:\n  where: str (required) — expression; records where it is true pass" in out
 
 
 def test_describe_shows_defaults_and_query_ports(tmp_path: Path) -> None:
     proc = cli("describe", "Lookup", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "  out query (?>) ask — asks {\"key\": k}; expects {\"value\": ...}" in proc.stdout
-    assert "  timeout: number (default 5.0) — seconds to wait for a batch's answers" \
-        in proc.stdout
+    assert '  out query (?>) ask — asks {"key": k}; expects {"value": ...}' in proc.stdout
+    assert "  timeout: number (default 5.0) — seconds to wait for a batch's answers" in proc.stdout
 
 
 def test_describe_an_unknown_class_exits_2_with_a_hint(tmp_path: Path) -> None:
@@ -252,8 +376,9 @@ def _subcommands(app: typer.Typer) -> dict[str, Any]:
     return dict(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 
 
-HELP_CASES = [("datablox-master", name) for name in sorted(_subcommands(master_app))] + \
-             [("datablox-caretaker", name) for name in sorted(_subcommands(caretaker_app))]
+HELP_CASES = [("datablox-master", name) for name in sorted(_subcommands(master_app))] + [
+    ("datablox-caretaker", name) for name in sorted(_subcommands(caretaker_app))
+]
 
 
 @pytest.mark.parametrize(("script", "command"), HELP_CASES)
@@ -273,8 +398,9 @@ def test_help_explains_every_option(tmp_path: Path, script: str, command: str) -
         if not param.help:
             problems.append(f"'{param.name}' has no help text")
         elif _flat(param.help) not in shown:
-            problems.append(f"the help of '{param.name}' is not shown as written: "
-                            f"{_flat(param.help)!r}")
+            problems.append(
+                f"the help of '{param.name}' is not shown as written: {_flat(param.help)!r}"
+            )
     assert not problems, f"{script} {command} --help:\n" + "\n".join(problems)
 
 
@@ -284,7 +410,9 @@ def test_top_level_help_lists_every_command(tmp_path: Path, script: str) -> None
     proc = cli("--help", cwd=tmp_path, script=script)
     assert proc.returncode == 0, proc.stderr
     for name in _subcommands(app):
-        assert re.search(rf"│ {name} ", proc.stdout), f"{name} missing from {script} --help"
+        assert re.search(rf"^\W*{name}\s", proc.stdout, re.M), (
+            f"{name} missing from {script} --help"
+        )
 
 
 def test_caretaker_version_prints_the_package_version(tmp_path: Path) -> None:

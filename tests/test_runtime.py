@@ -263,3 +263,24 @@ def test_a_lone_record_is_flushed_by_the_timer_while_its_source_runs(
     result = cluster.run(tc, fusion="off")
     assert result.exit_code == 0, result.problems
     assert result.summary()["elements"]["sink"]["in"] == 1
+
+
+def test_a_record_that_cannot_be_encoded_goes_to_dead_letters(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    tc = chain(
+        "codec",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 10}),
+            ("mid", "runtime_elements:Unencodable", {}),
+            ("sink", "runtime_elements:Collect", {"path": str(out)}),
+        ],
+    )
+    result = cluster.run(tc, fusion="off")
+    assert result.exit_code == 0, result.problems
+    assert sorted(r["n"] for r in lines(out)) == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    dead = lines(result.run_dir / "deadletter" / "mid.jsonl")
+    assert len(dead) == 1 and dead[0]["port"] == "out"
+    assert dead[0]["error"].startswith("CodecError: the record cannot be encoded with orjson")
+    assert result.summary()["processes"][result.state.process_of["mid"]]["restarts"] == 0

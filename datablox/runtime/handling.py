@@ -78,8 +78,11 @@ class Handler:
         self.received = 0
 
     def _failed(self, port: str, record: Any, exc: BaseException) -> None:
+        self.reject(port, record, error_text(exc))
+
+    def reject(self, port: str, record: Any, text: str) -> None:
+        """Log (rate-limited) and dead-letter one record that failed on ``port``."""
         self.errors += 1
-        text = error_text(exc)
         if self.errors <= LOUD_ERRORS or self.errors % 1000 == 0:
             suffix = "" if self.errors <= LOUD_ERRORS else f" ({self.errors} errors so far)"
             self._log(

@@ -12,7 +12,7 @@ import zmq
 
 from datablox import frames
 from datablox.codec import Codec
-from datablox.errors import CodecError, QueryError, QueryTimeout
+from datablox.errors import QueryError, QueryTimeout
 
 #: Called while a send is blocked by backpressure; returns False to abandon waiting.
 BlockedHook = Callable[[], None]
@@ -30,6 +30,7 @@ class RemoteLink:
 
     __slots__ = (
         "_codec",
+        "_on_bad",
         "_on_blocked",
         "abandoned",
         "batch_size",
@@ -53,6 +54,7 @@ class RemoteLink:
         batch_size: int,
         on_blocked: BlockedHook,
         describe: str,
+        on_bad: Callable[[Any, str], None],
     ) -> None:
         self.sock = sock
         self.sender_id = sender_id
@@ -60,6 +62,7 @@ class RemoteLink:
         self._codec = codec
         self.batch_size = batch_size
         self._on_blocked = on_blocked
+        self._on_bad = on_bad
         self.describe = describe
         self.buf: list[Any] = []
         self.first_at = 0.0
@@ -90,18 +93,34 @@ class RemoteLink:
         self.buf = []
         try:
             payload = self._codec.encode(buf)
-        except (TypeError, ValueError) as exc:
-            raise CodecError(
-                f"{self.describe}: a record cannot be encoded with {self._codec.name}: {exc}",
-                "records must be JSON-like: maps with string keys, lists, strings, numbers, "
-                "booleans and null",
-            ) from None
+        except (TypeError, ValueError, OverflowError):
+            buf = self._encodable(buf)
+            if not buf:
+                return
+            payload = self._codec.encode(buf)
         header = frames.pack_header(
             frames.DATA, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, len(buf)
         )
         self._send([header, payload])
         self.seq += 1
         self.sent += len(buf)
+
+    def _encodable(self, records: list[Any]) -> list[Any]:
+        """The records that encode; each one that does not goes to ``on_bad``."""
+        good = []
+        for record in records:
+            try:
+                self._codec.encode([record])
+            except (TypeError, ValueError, OverflowError) as exc:
+                self._on_bad(
+                    record,
+                    f"CodecError: the record cannot be encoded with {self._codec.name} ({exc}); "
+                    "records must be JSON-like: maps with string keys, lists, strings, "
+                    "numbers, booleans and null",
+                )
+            else:
+                good.append(record)
+        return good
 
     def _send(self, parts: list[bytes]) -> None:
         try:

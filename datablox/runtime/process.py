@@ -65,7 +65,7 @@ class ProcessRuntime:
         self.control.setsockopt(zmq.IDENTITY, self.pid_name.encode())
         self.control.setsockopt(zmq.LINGER, 2000)
         self.control.connect(spec["control"])
-        self.codec = get_codec(spec.get("codec"))
+        self.codec_name: str | None = spec.get("codec")
         self.batch_size: int = spec.get("batch_size", 256)
         self.flush_interval: float = spec.get("flush_ms", 2.0) / 1000.0
         self.hwm: int = spec.get("hwm", 32)
@@ -119,6 +119,10 @@ class ProcessRuntime:
 
     # ---- start-up ----------------------------------------------------------
     def load(self) -> None:
+        try:
+            self.codec = get_codec(self.codec_name)
+        except DatabloxError as exc:
+            raise StartFailed("*", str(exc)) from None
         for folder in self.spec.get("search_path", []):
             add_search_path(folder)
         for espec in self.spec["elements"]:
@@ -208,6 +212,7 @@ class ProcessRuntime:
                     self.batch_size,
                     self._while_blocked,
                     describe,
+                    self._bad_record(sender, src["port"]),
                 )
                 self.remote_links.append(link)
             out.links.append(link)
@@ -236,6 +241,13 @@ class ProcessRuntime:
             asker = RemoteAsker(sock, describe)
             self.askers.append(asker)
             sender.ctx.askers[port] = asker
+
+    @staticmethod
+    def _bad_record(sender: Hosted, port: str) -> Any:
+        def bad(record: Any, error: str) -> None:
+            sender.handler.reject(port, record, error)
+
+        return bad
 
     @staticmethod
     def _local_answer(target: Hosted, port: str) -> Any:
@@ -524,8 +536,8 @@ class ProcessRuntime:
             gc.set_threshold(GC_THRESHOLD, 50, 100)
             self.send("started")
             self._await("go")
-            for conn_id in wire.get("ended", []):
-                self.connection_ended(conn_id)
+            self.on_control({"op": "ended", "conns": wire.get("ended", [])})
+            self.on_control({"op": "query_done", "conns": wire.get("query_done", [])})
         except StartFailed as exc:
             self.send("failed", element=exc.element, error=exc.error)
             self.close(linger=True)

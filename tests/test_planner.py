@@ -1,0 +1,233 @@
+"""The planner: which elements share a process (fusion) and which node runs each (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from datablox.errors import DatabloxError
+from master.planner import FusionMode, NodeInfo, Plan, chain_edges, place_nodes, plan
+
+LOCAL = [NodeInfo("local", 8)]
+
+
+def topo(
+    elements: Sequence[str | tuple[str, dict[str, Any]]],
+    push: Sequence[str],
+    query: Sequence[str] = (),
+    fuse: Sequence[Sequence[str]] = (),
+) -> dict[str, Any]:
+    """A tradecraft dict; ``push``/``query`` are ``"a>b"`` pairs on ports out/in (ask/get)."""
+    specs = []
+    for i, e in enumerate(elements):
+        name, extra = (e, {}) if isinstance(e, str) else e
+        specs.append(
+            {
+                "id": i,
+                "name": name,
+                "class": "X",
+                "params": {},
+                "node": None,
+                "shard": None,
+                **extra,
+            }
+        )
+    conns: list[dict[str, Any]] = []
+    for kind, pairs, ports in (("push", push, ("out", "in")), ("query", query, ("ask", "get"))):
+        for pair in pairs:
+            a, b = pair.split(">")
+            conns.append(
+                {
+                    "id": len(conns),
+                    "kind": kind,
+                    "from": {"element": a, "port": ports[0]},
+                    "to": {"element": b, "port": ports[1]},
+                }
+            )
+    return {
+        "tradecraft": 1,
+        "name": "t",
+        "search_path": [],
+        "elements": specs,
+        "connections": conns,
+        "feeds": [],
+        "fuse": [list(f) for f in fuse],
+    }
+
+
+def groups(p: Plan) -> list[list[str]]:
+    return [proc.elements for proc in p.processes]
+
+
+CHAIN = topo(["a", "b", "c", "d"], ["a>b", "b>c", "c>d"])
+
+
+def test_chain_edges_are_one_to_one_push_connections() -> None:
+    tc = topo(
+        ["src", "dir", "x", "y", "m", "sink", "store"],
+        ["src>dir", "dir>x", "dir>y", "x>sink", "y>m", "m>sink"],
+        query=["m>store"],
+    )
+    # dir fans out, sink fans in; queries are never chain edges
+    assert chain_edges(tc) == [("src", "dir"), ("y", "m")]
+
+
+def test_fusion_off_gives_every_element_its_own_process() -> None:
+    tc = topo(["a", "b", "c", "d"], ["a>b", "b>c", "c>d"], fuse=[["a", "b"]])
+    p = plan(tc, LOCAL, "off", cheap={"b": True, "c": True})
+    assert groups(p) == [["a"], ["b"], ["c"], ["d"]]
+    assert [proc.name for proc in p.processes] == ["p0-a", "p1-b", "p2-c", "p3-d"]
+    assert {proc.node for proc in p.processes} == {"local"}
+    assert p.notices == []
+
+
+def test_fusion_max_fuses_every_chain_and_nothing_else() -> None:
+    tc = topo(
+        ["src", "dir", "x", "y", "m", "sink"],
+        ["src>dir", "dir>x", "dir>y", "x>sink", "y>m", "m>sink"],
+    )
+    p = plan(tc, LOCAL, "max")
+    assert groups(p) == [["src", "dir"], ["x"], ["y", "m"], ["sink"]]
+    assert p.process_of() == {
+        "src": "p0-src",
+        "dir": "p0-src",
+        "x": "p1-x",
+        "y": "p2-y",
+        "m": "p2-y",
+        "sink": "p3-sink",
+    }
+
+
+def test_fusion_max_fuses_a_whole_linear_chain_into_one_process() -> None:
+    assert groups(plan(CHAIN, LOCAL, "max")) == [["a", "b", "c", "d"]]
+
+
+def test_fusion_auto_without_cheap_elements_or_slot_pressure_fuses_nothing() -> None:
+    assert groups(plan(CHAIN, LOCAL, "auto")) == [["a"], ["b"], ["c"], ["d"]]
+
+
+def test_fusion_auto_fuses_chains_into_cheap_elements() -> None:
+    p = plan(CHAIN, LOCAL, "auto", cheap={"b": True, "d": True})
+    assert groups(p) == [["a", "b"], ["c", "d"]]
+
+
+def test_a_cheap_sender_is_not_fused_into_its_receiver() -> None:
+    # what counts is the receiver: a cheap element runs inside its sender's process
+    p = plan(CHAIN, LOCAL, "auto", cheap={"a": True})
+    assert groups(p) == [["a"], ["b"], ["c"], ["d"]]
+
+
+def test_fuse_statements_are_kept_in_auto_and_max() -> None:
+    tc = topo(["a", "b", "c", "d"], ["a>c", "b>c", "c>d"], fuse=[["a", "b", "c"]])
+    assert groups(plan(tc, LOCAL, "auto")) == [["a", "b", "c"], ["d"]]
+    assert groups(plan(tc, LOCAL, "max")) == [["a", "b", "c", "d"]]
+
+
+def test_slot_pressure_fuses_chains_until_the_processes_fit() -> None:
+    p = plan(CHAIN, [NodeInfo("local", 2)], "auto")
+    assert groups(p) == [["a", "b", "c"], ["d"]]
+    assert p.notices == []
+
+
+def test_slot_pressure_cannot_fuse_fan_out_and_says_so() -> None:
+    tc = topo(["src", "x", "y", "z"], ["src>x", "src>y", "src>z"])
+    p = plan(tc, [NodeInfo("local", 2)], "auto")
+    assert groups(p) == [["src"], ["x"], ["y"], ["z"]]
+    assert p.notices == [
+        "node 'local' runs 4 element processes on 2 slot(s); they share its CPUs "
+        "(set --slots, or let --fusion auto fuse chains)"
+    ]
+
+
+def test_oversubscription_is_a_notice_with_fusion_off() -> None:
+    p = plan(CHAIN, [NodeInfo("local", 1)], "off")
+    assert len(p.processes) == 4
+    assert p.notices == [
+        "node 'local' runs 4 element processes on 1 slot(s); they share its CPUs "
+        "(set --slots, or let --fusion auto fuse chains)"
+    ]
+
+
+def test_elements_go_to_their_on_node_and_the_rest_to_the_least_loaded() -> None:
+    tc = topo(
+        ["a", ("b", {"node": "n2"}), "c", "d", ("e", {"node": "n2"})], ["a>b", "b>c", "c>d", "d>e"]
+    )
+    nodes = [NodeInfo("n1", 2), NodeInfo("n2", 2)]
+    placed, notices = place_nodes(tc, nodes, embedded=False)
+    assert placed == {"a": "n1", "b": "n2", "c": "n1", "d": "n2", "e": "n2"}
+    assert notices == []
+    p = plan(tc, nodes, "off", embedded=False)
+    assert [(proc.elements, proc.node) for proc in p.processes] == [
+        (["a"], "n1"),
+        (["b"], "n2"),
+        (["c"], "n1"),
+        (["d"], "n2"),
+        (["e"], "n2"),
+    ]
+    assert p.notices == [
+        "node 'n2' runs 3 element processes on 2 slot(s); they share its "
+        "CPUs (set --slots, or let --fusion auto fuse chains)"
+    ]
+
+
+def test_least_loaded_counts_load_relative_to_slots() -> None:
+    tc = topo(["a", "b", "c", "d", "e", "f"], [])
+    placed, _ = place_nodes(tc, [NodeInfo("big", 4), NodeInfo("small", 2)], embedded=False)
+    assert sorted(n for n, node in placed.items() if node == "big") == ["a", "c", "d", "f"]
+    assert sorted(n for n, node in placed.items() if node == "small") == ["b", "e"]
+
+
+def test_elements_on_different_nodes_are_never_fused() -> None:
+    tc = topo([("a", {"node": "n1"}), ("b", {"node": "n2"}), ("c", {"node": "n2"})], ["a>b", "b>c"])
+    p = plan(tc, [NodeInfo("n1", 4), NodeInfo("n2", 4)], "max", embedded=False)
+    assert [(proc.elements, proc.node) for proc in p.processes] == [
+        (["a"], "n1"),
+        (["b", "c"], "n2"),
+    ]
+
+
+def test_a_fuse_group_runs_on_the_node_its_pinned_member_asks_for() -> None:
+    """`fuse a, b` with only b pinned (`on n2`) is valid .topo; the fused process must run
+    where b was pinned, not where least-loaded placement happened to put a."""
+    tc = topo(["a", ("b", {"node": "n2"})], ["a>b"], fuse=[["a", "b"]])
+    p = plan(tc, [NodeInfo("n1", 4), NodeInfo("n2", 4)], "auto", embedded=False)
+    assert [(proc.elements, proc.node) for proc in p.processes] == [(["a", "b"], "n2")]
+
+
+def test_embedded_runs_elements_of_unknown_nodes_locally_with_a_notice() -> None:
+    tc = topo(["a", ("b", {"node": "node2"}), "c"], ["a>b", "b>c"])
+    p = plan(tc, LOCAL, "max", embedded=True)
+    assert groups(p) == [["a", "b", "c"]]
+    assert p.processes[0].node == "local"
+    assert p.notices == ["element 'b' asks for node 'node2'; the embedded care-taker runs it"]
+
+
+def test_an_unknown_node_without_the_embedded_care_taker_is_an_error() -> None:
+    tc = topo(["a", ("b", {"node": "node9"})], ["a>b"])
+    with pytest.raises(DatabloxError) as info:
+        plan(tc, [NodeInfo("n1", 2), NodeInfo("n2", 2)], "auto", embedded=False)
+    assert str(info.value).startswith(
+        "element 'b' is placed on node 'node9', but no care-taker serves it (nodes: n1, n2)"
+    )
+
+
+@pytest.mark.parametrize("fusion", ["auto", "max"])
+def test_sharded_elements_are_never_fused(fusion: FusionMode) -> None:
+    tc = topo(["a", ("b", {"shard": {"min": 1, "max": 4}}), "c", "d"], ["a>b", "b>c", "c>d"])
+    p = plan(tc, [NodeInfo("local", 1)], fusion, cheap={"b": True, "c": True, "d": True})
+    assert groups(p) == [["a"], ["b"], ["c", "d"]]
+
+
+def test_process_names_are_safe_for_group_members() -> None:
+    tc = topo(["g/f", "g/m"], ["g/f>g/m"])
+    assert [proc.name for proc in plan(tc, LOCAL, "off").processes] == ["p0-g.f", "p1-g.m"]
+    assert [proc.name for proc in plan(tc, LOCAL, "max").processes] == ["p0-g.f"]
+
+
+def test_the_plan_is_a_pure_function_of_its_inputs() -> None:
+    tc = topo(["a", "b", "c"], ["a>b", "b>c"], fuse=[["a", "b"]])
+    before = repr(tc)
+    assert plan(tc, LOCAL, "auto") == plan(tc, LOCAL, "auto")
+    assert repr(tc) == before
