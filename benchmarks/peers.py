@@ -14,6 +14,12 @@ def bytewax_available() -> bool:
     return True
 
 
+def bytewax_version() -> str:
+    from importlib.metadata import version
+
+    return version("bytewax") if bytewax_available() else "(not installed)"
+
+
 def bytewax_pipeline(total: int, batch: int = 256) -> float:
     """Records/s of source → map → filter → count in Bytewax's single-worker run_main."""
     import bytewax.operators as op
