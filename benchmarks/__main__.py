@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "target >= 1.0x Bytewax",
         ],
         [
-            "Bytewax 0.x, same work",
+            f"Bytewax {bytewax_version()}, same work",
             f"{peer:,.0f}" if peer else "not installed",
             f"{peer / raw:.2f}" if peer else "n/a",
             "1.00x" if peer else "n/a",

@@ -132,7 +132,7 @@ def run(
             "(default: the node's CPU count)."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Records per pushed batch.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Records per pushed batch.")] = 1024,
     flush_ms: Annotated[
         float, typer.Option(help="A partly filled batch is sent after this many milliseconds.")
     ] = 2.0,
@@ -140,6 +140,17 @@ def run(
         str | None,
         typer.Option(help="Batch codec: orjson, ujson or msgpack (default: the measured fastest)."),
     ] = None,
+    hwm: Annotated[
+        int,
+        typer.Option(
+            help="Batches a connection queues at each end before its sender blocks "
+            "(backpressure; nothing is dropped)."
+        ),
+    ] = 8,
+    startup_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds every element gets to bind, wire and run on_start."),
+    ] = 60.0,
     max_restarts: Annotated[
         int,
         typer.Option(help="How often a crashed element process is restarted before the run fails."),
@@ -189,11 +200,13 @@ def run(
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, on_sigint)
     options = RunOptions(
-        fusion=fusion.value,
+        fusion=fusion.value,  # type: ignore[arg-type]
         slots=slots,
-        batch_size=batch_size,  # type: ignore[arg-type]
+        batch_size=batch_size,
         flush_ms=flush_ms,
         codec=codec,
+        hwm=hwm,
+        startup_timeout=startup_timeout,
         max_restarts=max_restarts,
         run_dir=run_dir,
     )

@@ -31,10 +31,10 @@ class RunOptions:
 
     fusion: FusionMode = "auto"
     slots: int | None = None
-    batch_size: int = 256
+    batch_size: int = 1024
     flush_ms: float = 2.0
     codec: str | None = None
-    hwm: int = 32
+    hwm: int = 8
     max_restarts: int = 3
     run_dir: Path | None = None
     startup_timeout: float = 60.0

@@ -66,9 +66,9 @@ class ProcessRuntime:
         self.control.setsockopt(zmq.LINGER, 2000)
         self.control.connect(spec["control"])
         self.codec_name: str | None = spec.get("codec")
-        self.batch_size: int = spec.get("batch_size", 256)
+        self.batch_size: int = spec.get("batch_size", 1024)
         self.flush_interval: float = spec.get("flush_ms", 2.0) / 1000.0
-        self.hwm: int = spec.get("hwm", 32)
+        self.hwm: int = spec.get("hwm", 8)
         # Kernel socket buffers would otherwise hold megabytes beyond the high-water
         # mark: the queue of a connection would not really be bounded.
         self.sockbuf: int = spec.get("sockbuf", 256 * 1024)
