@@ -10,7 +10,7 @@ import os
 import sys
 
 from benchmarks.codecs import measure_codecs
-from benchmarks.peers import bytewax_available, bytewax_pipeline
+from benchmarks.peers import bytewax_available, bytewax_pipeline, bytewax_version
 from benchmarks.pipeline import idle_rss, latency, pipeline_rate
 from benchmarks.raw import raw_limit
 from datablox.codec import DEFAULT_CODEC, get_codec
