@@ -9,6 +9,7 @@ the care-taker's control endpoint and the run folder.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import signal
 import sys
@@ -413,7 +414,9 @@ class ProcessRuntime:
 
     def service(self, timeout: float) -> None:
         """Handle whatever is readable within ``timeout`` seconds, then flush due batches."""
-        events = self.poller.poll(int(timeout * 1000))
+        # ZeroMQ waits in whole milliseconds: round up, or a sub-millisecond
+        # wait would become a busy loop that starves the other processes
+        events = self.poller.poll(math.ceil(timeout * 1000))
         for sock, _ in events:
             if sock is self.control:
                 self.on_control(control.decode(sock.recv()))
