@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from datablox.testing import chain as _chain
 from master.display import QuietDisplay
 from master.embedded import run_embedded
 from master.service import RunOptions, RunResult
@@ -16,27 +17,8 @@ ROOT = str(Path(__file__).resolve().parent.parent)
 
 
 def chain(name: str, elements: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
-    """A tradecraft dict for a linear chain of (name, class, params)."""
-    return {
-        "tradecraft": 1,
-        "name": name,
-        "search_path": [ROOT],
-        "elements": [
-            {"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
-            for i, (n, c, p) in enumerate(elements)
-        ],
-        "connections": [
-            {
-                "id": i,
-                "kind": "push",
-                "from": {"element": elements[i][0], "port": "out"},
-                "to": {"element": elements[i + 1][0], "port": "in"},
-            }
-            for i in range(len(elements) - 1)
-        ],
-        "feeds": [],
-        "fuse": [],
-    }
+    """A linear chain whose processes can import ``benchmarks.*``."""
+    return _chain(name, elements, search_path=[ROOT])
 
 
 def run(tc: dict[str, Any], fusion: str, run_dir: Path) -> RunResult:

@@ -20,7 +20,38 @@ from datablox.registry import resolve
 from datablox.runtime.context import ElementContext, OutPort
 from datablox.runtime.handling import Handler, MemoryDeadLetters
 
-__all__ = ["CaptureLink", "ElementHarness"]
+__all__ = ["CaptureLink", "ElementHarness", "chain"]
+
+
+def chain(
+    name: str, elements: list[tuple[str, str, dict[str, Any]]], **extra: Any
+) -> dict[str, Any]:
+    """Tradecraft for a linear chain of ``(name, class, params)`` joined ``out -> in``.
+
+    ``extra`` keys (``search_path``, ``fuse``…) are set on the result.
+    """
+    tradecraft: dict[str, Any] = {
+        "tradecraft": 1,
+        "name": name,
+        "search_path": [],
+        "elements": [
+            {"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
+            for i, (n, c, p) in enumerate(elements)
+        ],
+        "connections": [
+            {
+                "id": i,
+                "kind": "push",
+                "from": {"element": elements[i][0], "port": "out"},
+                "to": {"element": elements[i + 1][0], "port": "in"},
+            }
+            for i in range(len(elements) - 1)
+        ],
+        "feeds": [],
+        "fuse": [],
+    }
+    tradecraft.update(extra)
+    return tradecraft
 
 
 class CaptureLink:

@@ -97,32 +97,4 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         assert not open_sockets, f"sockets left open: {open_sockets}"
 
 
-def chain(
-    name: str, elements: list[tuple[str, str, dict[str, Any]]], **extra: Any
-) -> dict[str, Any]:
-    """A tradecraft dict for a linear chain of (name, class, params) on ports out → in."""
-    tc: dict[str, Any] = {
-        "tradecraft": 1,
-        "name": name,
-        "search_path": [],
-        "elements": [
-            {"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
-            for i, (n, c, p) in enumerate(elements)
-        ],
-        "connections": [
-            {
-                "id": i,
-                "kind": "push",
-                "from": {"element": elements[i][0], "port": "out"},
-                "to": {"element": elements[i + 1][0], "port": "in"},
-            }
-            for i in range(len(elements) - 1)
-        ],
-        "feeds": [],
-        "fuse": [],
-    }
-    tc.update(extra)
-    return tc
-
-
 PYTHON = sys.executable

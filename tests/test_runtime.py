@@ -7,7 +7,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import Cluster, chain
+from datablox.testing import chain
+from tests.conftest import Cluster
 
 
 def lines(path: Path) -> list[dict]:

@@ -31,11 +31,10 @@ from datablox.runtime.handling import DeadLetterFile, Handler, error_text
 from datablox.runtime.hosted import Hosted
 from datablox.runtime.links import (
     DroppingLink,
-    LocalAsker,
     LocalLink,
-    RemoteAsker,
     RemoteLink,
 )
+from datablox.runtime.wiring import bind_inputs, connect_outputs
 
 #: Exit code of a process whose elements could not start; it is not restarted.
 EXIT_START_FAILED = 3
@@ -81,7 +80,6 @@ class ProcessRuntime:
         self.remote_links: list[RemoteLink] = []
         self.in_sockets: dict[zmq.Socket, tuple[Hosted, str]] = {}  # type: ignore[type-arg]
         self.query_sockets: dict[zmq.Socket, tuple[Hosted, str]] = {}  # type: ignore[type-arg]
-        self.askers: list[RemoteAsker] = []
         self.recv_counts: dict[int, int] = {}
         self.expected_seq: dict[int, int] = {}
         self.poller = zmq.Poller()
@@ -145,125 +143,6 @@ class ProcessRuntime:
                 if port.kind == "push" and port.direction == "out":
                     ctx.outputs[port.name] = OutPort(port.name, [])
             self.hosted[name] = hosted
-
-    def bind(self) -> dict[str, str]:
-        """Bind a PULL per push in-port and a ROUTER per query in-port with remote peers."""
-        previous: dict[str, str] = self.spec.get("binds", {})
-        endpoints: dict[str, str] = {}
-        for conn in self.spec["connections"]:
-            dst, src = conn["to"], conn["from"]
-            target = self.hosted.get(dst["element"])
-            if target is None:
-                continue
-            if conn["kind"] == "push":
-                target.open_inputs.setdefault(dst["port"], set()).add(conn["id"])
-            else:
-                target.open_queries.setdefault(dst["port"], set()).add(conn["id"])
-            if src["element"] in self.hosted:
-                continue
-            key = f"{dst['element']}.{dst['port']}"
-            if key in endpoints:
-                continue
-            kind = zmq.PULL if conn["kind"] == "push" else zmq.ROUTER
-            sock = self.zctx.socket(kind)
-            sock.setsockopt(zmq.LINGER, 0)
-            if kind == zmq.PULL:
-                sock.setsockopt(zmq.RCVHWM, self.hwm)
-                sock.setsockopt(zmq.RCVBUF, self.sockbuf)
-            sock.bind(previous.get(key, f"tcp://{self.host}:*"))
-            endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            table = self.in_sockets if kind == zmq.PULL else self.query_sockets
-            table[sock] = (target, dst["port"])
-            self.poller.register(sock, zmq.POLLIN)
-        return endpoints
-
-    def wire(self, endpoints: dict[str, str]) -> None:
-        """Connect out-ports and query out-ports now that every in-port is bound."""
-        askers: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for conn in self.spec["connections"]:
-            src, dst = conn["from"], conn["to"]
-            sender = self.hosted.get(src["element"])
-            if sender is None:
-                continue
-            if conn["kind"] == "query":
-                askers.setdefault((src["element"], src["port"]), []).append(conn)
-                continue
-            out = sender.ctx.outputs[src["port"]]
-            target = self.hosted.get(dst["element"])
-            link: RemoteLink | LocalLink
-            if target is not None:
-                link = LocalLink(
-                    conn["id"], self._local_delivery(target, dst["port"]), self.batch_size
-                )
-            else:
-                sock = self.zctx.socket(zmq.PUSH)
-                sock.setsockopt(zmq.SNDHWM, self.hwm)
-                sock.setsockopt(zmq.SNDBUF, self.sockbuf)
-                sock.setsockopt(zmq.LINGER, 30000)
-                sock.connect(endpoints[f"{dst['element']}.{dst['port']}"])
-                describe = (
-                    f"element '{sender.name}' port '{src['port']}' "
-                    f"(connection to {dst['element']}.{dst['port']})"
-                )
-                link = RemoteLink(
-                    sock,
-                    sender.id,
-                    conn["id"],
-                    self.codec,
-                    self.batch_size,
-                    self._while_blocked,
-                    describe,
-                    self._bad_record(sender, src["port"]),
-                )
-                self.remote_links.append(link)
-            out.links.append(link)
-            self.links.append(link)
-        for hosted in self.hosted.values():
-            for out in hosted.ctx.outputs.values():
-                if len(out.links) > 1:
-                    for fan in out.links:
-                        if isinstance(fan, LocalLink):
-                            fan.copy = True
-        for (ename, port), conns in askers.items():
-            sender = self.hosted[ename]
-            describe = f"element '{ename}' query port '{port}'"
-            local = [c for c in conns if c["to"]["element"] in self.hosted]
-            if local and len(local) == len(conns):
-                target = self.hosted[local[0]["to"]["element"]]
-                sender.ctx.askers[port] = LocalAsker(
-                    self._local_answer(target, local[0]["to"]["port"]), describe
-                )
-                continue
-            sock = self.zctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            for c in conns:
-                if c["to"]["element"] not in self.hosted:
-                    sock.connect(endpoints[f"{c['to']['element']}.{c['to']['port']}"])
-            asker = RemoteAsker(sock, describe)
-            self.askers.append(asker)
-            sender.ctx.askers[port] = asker
-
-    @staticmethod
-    def _bad_record(sender: Hosted, port: str) -> Any:
-        def bad(record: Any, error: str) -> None:
-            sender.handler.reject(port, record, error)
-
-        return bad
-
-    @staticmethod
-    def _local_answer(target: Hosted, port: str) -> Any:
-        def answer(request: Any) -> tuple[bool, Any]:
-            return target.handler.query(port, request)
-
-        return answer
-
-    def _local_delivery(self, target: Hosted, port: str) -> Any:
-        handler = target.handler
-
-        def deliver(records: list[Any]) -> None:
-            handler.batch(port, records)
-
-        return deliver
 
     def start_elements(self) -> None:
         for hosted in self.hosted.values():
@@ -375,7 +254,7 @@ class ProcessRuntime:
             self.service(min(left, self.flush_interval))
         self.waited += time.monotonic() - started
 
-    def _while_blocked(self) -> None:
+    def while_blocked(self) -> None:
         if self.control.poll(0):
             self.on_control(control.decode(self.control.recv()))
         self.report_if_due()
@@ -526,10 +405,10 @@ class ProcessRuntime:
         self.poller.register(self.control, zmq.POLLIN)
         try:
             self.load()
-            endpoints = self.bind()
+            endpoints = bind_inputs(self)
             self.send("ready", endpoints=endpoints, pid=os.getpid())
             wire = self._await("wire")
-            self.wire(wire["endpoints"])
+            connect_outputs(self, wire["endpoints"])
             self.start_elements()
             # Records are acyclic and freed by reference counting; the cyclic
             # collector, run every few hundred allocations by default, only adds

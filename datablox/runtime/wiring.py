@@ -1,0 +1,131 @@
+"""Binding an element process's in-ports and connecting its out-ports to their peers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from datablox.runtime.hosted import Hosted
+from datablox.runtime.links import LocalAsker, LocalLink, RemoteAsker, RemoteLink
+
+if TYPE_CHECKING:
+    from datablox.runtime.process import ProcessRuntime
+
+
+def bind_inputs(rt: ProcessRuntime) -> dict[str, str]:
+    """Bind a PULL per push in-port and a ROUTER per query in-port with remote peers."""
+    previous: dict[str, str] = rt.spec.get("binds", {})
+    endpoints: dict[str, str] = {}
+    for conn in rt.spec["connections"]:
+        dst, src = conn["to"], conn["from"]
+        target = rt.hosted.get(dst["element"])
+        if target is None:
+            continue
+        if conn["kind"] == "push":
+            target.open_inputs.setdefault(dst["port"], set()).add(conn["id"])
+        else:
+            target.open_queries.setdefault(dst["port"], set()).add(conn["id"])
+        if src["element"] in rt.hosted:
+            continue
+        key = f"{dst['element']}.{dst['port']}"
+        if key in endpoints:
+            continue
+        kind = zmq.PULL if conn["kind"] == "push" else zmq.ROUTER
+        sock = rt.zctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        if kind == zmq.PULL:
+            sock.setsockopt(zmq.RCVHWM, rt.hwm)
+            sock.setsockopt(zmq.RCVBUF, rt.sockbuf)
+        sock.bind(previous.get(key, f"tcp://{rt.host}:*"))
+        endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        table = rt.in_sockets if kind == zmq.PULL else rt.query_sockets
+        table[sock] = (target, dst["port"])
+        rt.poller.register(sock, zmq.POLLIN)
+    return endpoints
+
+
+def connect_outputs(rt: ProcessRuntime, endpoints: dict[str, str]) -> None:
+    """Connect out-ports and query out-ports now that every in-port is bound."""
+    askers: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for conn in rt.spec["connections"]:
+        src, dst = conn["from"], conn["to"]
+        sender = rt.hosted.get(src["element"])
+        if sender is None:
+            continue
+        if conn["kind"] == "query":
+            askers.setdefault((src["element"], src["port"]), []).append(conn)
+            continue
+        out = sender.ctx.outputs[src["port"]]
+        target = rt.hosted.get(dst["element"])
+        link: RemoteLink | LocalLink
+        if target is not None:
+            link = LocalLink(conn["id"], _local_delivery(target, dst["port"]), rt.batch_size)
+        else:
+            sock = rt.zctx.socket(zmq.PUSH)
+            sock.setsockopt(zmq.SNDHWM, rt.hwm)
+            sock.setsockopt(zmq.SNDBUF, rt.sockbuf)
+            sock.setsockopt(zmq.LINGER, 30000)
+            sock.connect(endpoints[f"{dst['element']}.{dst['port']}"])
+            describe = (
+                f"element '{sender.name}' port '{src['port']}' "
+                f"(connection to {dst['element']}.{dst['port']})"
+            )
+            link = RemoteLink(
+                sock,
+                sender.id,
+                conn["id"],
+                rt.codec,
+                rt.batch_size,
+                rt.while_blocked,
+                describe,
+                _bad_record(sender, src["port"]),
+            )
+            rt.remote_links.append(link)
+        out.links.append(link)
+        rt.links.append(link)
+    for hosted in rt.hosted.values():
+        for out in hosted.ctx.outputs.values():
+            if len(out.links) > 1:
+                for fan in out.links:
+                    if isinstance(fan, LocalLink):
+                        fan.copy = True
+    for (ename, port), conns in askers.items():
+        sender = rt.hosted[ename]
+        describe = f"element '{ename}' query port '{port}'"
+        local = [c for c in conns if c["to"]["element"] in rt.hosted]
+        if local and len(local) == len(conns):
+            target = rt.hosted[local[0]["to"]["element"]]
+            sender.ctx.askers[port] = LocalAsker(
+                _local_answer(target, local[0]["to"]["port"]), describe
+            )
+            continue
+        sock = rt.zctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        for c in conns:
+            if c["to"]["element"] not in rt.hosted:
+                sock.connect(endpoints[f"{c['to']['element']}.{c['to']['port']}"])
+        sender.ctx.askers[port] = RemoteAsker(sock, describe)
+
+
+def _bad_record(sender: Hosted, port: str) -> Any:
+    def bad(record: Any, error: str) -> None:
+        sender.handler.reject(port, record, error)
+
+    return bad
+
+
+def _local_answer(target: Hosted, port: str) -> Any:
+    def answer(request: Any) -> tuple[bool, Any]:
+        return target.handler.query(port, request)
+
+    return answer
+
+
+def _local_delivery(target: Hosted, port: str) -> Any:
+    handler = target.handler
+
+    def deliver(records: list[Any]) -> None:
+        handler.batch(port, records)
+
+    return deliver
