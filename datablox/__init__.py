@@ -3,8 +3,11 @@
 The public API for writing element classes::
 
     from datablox import Element, Source, Param, push_in, push_out, query_in, query_out
+
+and for running a topology from Python: ``datablox.run("my.topo")``.
 """
 
+from datablox.client import run
 from datablox.element import Element, Record, Source
 from datablox.errors import (
     CodecError,
@@ -48,4 +51,5 @@ __all__ = [
     "push_out",
     "query_in",
     "query_out",
+    "run",
 ]

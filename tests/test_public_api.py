@@ -40,6 +40,7 @@ PUBLIC_API = [
     "push_out",
     "query_in",
     "query_out",
+    "run",
 ]
 
 
