@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from datablox.runtime.process import EXIT_START_FAILED
+from datablox.runtime.process import EXIT_ELEMENT_ERROR, EXIT_START_FAILED
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Exit:
 
     child: Child
     code: int
-    kind: str  # "finished" | "start_failed" | "crashed" | "killed"
+    kind: str  # "finished" | "start_failed" | "element_error" | "crashed" | "killed"
 
 
 def log_tail(path: Path, lines: int = 12) -> str:
@@ -101,8 +101,8 @@ class Supervisor:
                 kind = "killed"
             elif code == 0:
                 kind = "finished"
-            elif code == EXIT_START_FAILED:
-                kind = "start_failed"
+            elif code in (EXIT_START_FAILED, EXIT_ELEMENT_ERROR):
+                kind = "start_failed" if code == EXIT_START_FAILED else "element_error"
             else:
                 kind = "crashed"
             exits.append(Exit(child, code, kind))

@@ -241,8 +241,13 @@ class Run:
         elif op == "failed":
             who = msg.get("element")
             who = f"element '{who}'" if who and who != "*" else f"process {process}"
-            st.problems.append(f"{who} could not start: {msg['error']}")
-            self.kill()
+            if msg.get("stage") == "run":
+                # the rest of the topology goes on; the process's exit ends its connections
+                elements = ", ".join(st.processes[process].elements)
+                st.problems.append(f"{who} ({elements}) stopped: {msg['error']}")
+            else:
+                st.problems.append(f"{who} could not start: {msg['error']}")
+                self.kill()
         elif op in ("load", "finished"):
             st.on_load(process, msg, time.monotonic())
         elif op == "log":

@@ -193,12 +193,13 @@ class RunState:
             return commands
         what = {
             "start_failed": "could not start",
+            "element_error": "stopped after an error",
             "crashed": "crashed and was not restarted",
             "gave_up": f"crashed {proc.restarts + 1} times; gave up",
             "killed": "was killed",
         }.get(kind, kind)
-        # a start failure is reported by the element itself; kills follow an earlier problem
-        if kind not in ("start_failed", "killed"):
+        # failures are reported by the element itself; kills follow an earlier problem
+        if kind not in ("start_failed", "element_error", "killed"):
             self.problems.append(
                 f"process {process} ({', '.join(proc.elements)}) {what} "
                 f"(exit code {code}){': ' + detail if detail else ''}"

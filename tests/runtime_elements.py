@@ -179,3 +179,21 @@ class Unencodable(Element):
 
     def on_record(self, port: str, record: dict[str, Any]) -> None:
         self.emit({"n": record["n"], "bad": {1, 2}} if record["n"] == 3 else record)
+
+
+class WrongPort(Element):
+    """Emits on a port it does not declare (a mistake the runtime must name)."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit(record, port="outt")
+
+
+class BrokenInit(Element):
+    """Raises while being created."""
+
+    ports = (push_in("in"),)
+
+    def __init__(self) -> None:
+        raise RuntimeError("no licence file")

@@ -285,3 +285,42 @@ def test_a_record_that_cannot_be_encoded_goes_to_dead_letters(
     assert len(dead) == 1 and dead[0]["port"] == "out"
     assert dead[0]["error"].startswith("CodecError: the record cannot be encoded with orjson")
     assert result.summary()["processes"][result.state.process_of["mid"]]["restarts"] == 0
+
+
+def test_a_mistake_in_using_datablox_stops_that_element_with_a_clear_error(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    tc = chain(
+        "wrongport",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 100}),
+            ("mid", "runtime_elements:WrongPort", {}),
+            ("sink", "runtime_elements:Collect", {"path": str(tmp_path / "out.jsonl")}),
+        ],
+    )
+    result = cluster.run(tc, fusion="off")
+    assert result.exit_code == 1
+    assert result.problems == [
+        f"process {result.state.process_of['mid']} (mid) stopped: element 'mid' emitted on "
+        "'outt', which is not one of its push out-ports (out)"
+    ]
+    assert result.summary()["elements"]["mid"]["restarts"] == 0
+    assert (tmp_path / "out.jsonl").read_bytes() == b""  # the sink still finished
+
+
+def test_an_element_class_failing_in_its_constructor_is_a_start_failure(
+    cluster: Cluster,
+) -> None:
+    tc = chain(
+        "init",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 10}),
+            ("bad", "runtime_elements:BrokenInit", {}),
+        ],
+    )
+    result = cluster.run(tc, fusion="off")
+    assert result.exit_code == 1
+    assert result.problems[0].startswith(
+        "element 'bad' could not start: creating runtime_elements:BrokenInit failed: "
+        "RuntimeError: no licence file"
+    )

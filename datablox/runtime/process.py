@@ -40,6 +40,9 @@ from datablox.runtime.wiring import bind_inputs, connect_outputs
 EXIT_START_FAILED = 3
 #: Exit code of a process whose care-taker went away.
 EXIT_ORPHANED = 4
+#: Exit code after a mistake in an element's use of datablox (e.g. emitting on a
+#: port it does not have): a restart would only repeat it.
+EXIT_ELEMENT_ERROR = 5
 
 REPORT_EVERY = 1.0
 #: Allocations between young-generation garbage collections in element processes.
@@ -133,7 +136,11 @@ class ProcessRuntime:
             values, errors = validate_params(espec["class"], cls.params, espec.get("params", {}))
             if errors:
                 raise StartFailed(name, "; ".join(str(e) for e in errors))
-            element = cls()
+            try:
+                element = cls()
+            except Exception as exc:
+                text = f"creating {espec['class']} failed: {error_text(exc)}"
+                raise StartFailed(name, text) from None
             element.name = name
             ctx = ElementContext(name, {}, {}, self.dead, self.log, wait=self.wait)
             element._ctx = ctx
@@ -444,7 +451,14 @@ def main(argv: list[str] | None = None) -> int:
     spec = orjson.loads(Path(argv[0]).read_bytes())
     runtime = ProcessRuntime(spec)
     signal.signal(signal.SIGTERM, lambda *_: setattr(runtime, "stopping", True))
-    return runtime.run()
+    try:
+        return runtime.run()
+    except DatabloxError as exc:
+        # the message names the element and port; a traceback would add nothing
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        runtime.send("failed", element="*", error=str(exc), stage="run")
+        runtime.close(linger=True)
+        return EXIT_ELEMENT_ERROR
 
 
 if __name__ == "__main__":
