@@ -96,6 +96,9 @@ class CareTaker:
             child.finished = True
         if op in ("load", "finished") and child is not None:
             msg.update(self.sampler.sample(child.popen.pid))
+            for name, stats in msg.get("elements", {}).items():
+                if stats.get("progress"):
+                    child.progress[name] = stats["progress"][0]
         msg["process"] = process
         msg["node"] = self.node
         self.master.send(control.encode(msg))

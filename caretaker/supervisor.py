@@ -25,6 +25,8 @@ class Child:
     log_path: Path
     restarts: int = 0
     endpoints: dict[str, str] = field(default_factory=dict)
+    #: records each source element had emitted at its last load report
+    progress: dict[str, int] = field(default_factory=dict)
     finished: bool = False
     killed: bool = False
 
@@ -75,18 +77,17 @@ class Supervisor:
                 start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        old = self.children.get(name)
         child = Child(name, spec, popen, log_path)
-        if old is not None:
-            child.restarts = old.restarts
-            child.endpoints = old.endpoints
         self.children[name] = child
         return child
 
     def restart(self, child: Child) -> Child:
-        spec = {**child.spec, "binds": child.endpoints}
+        spec = {**child.spec, "binds": child.endpoints, "resume": child.progress}
         new = self.launch(spec)
         new.restarts = child.restarts + 1
+        # until the new process reports, what the old one reported still holds
+        new.endpoints = dict(child.endpoints)
+        new.progress = dict(child.progress)
         return new
 
     def reap(self) -> list[Exit]:

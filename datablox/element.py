@@ -150,6 +150,10 @@ class Source(Element):
     """
 
     source_port: ClassVar[str] = "out"
+    #: True when ``generate`` yields the same records in the same order every
+    #: time (files, seeded generators). A restarted process then skips the
+    #: records its last progress report counted, instead of sending them again.
+    resumable: ClassVar[bool] = False
     total: int | None = None
 
     def generate(self) -> Iterator[Record | None]:

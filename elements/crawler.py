@@ -38,6 +38,8 @@ class FileCrawler(Source):
     examined while crawling, is logged and skipped.
     """
 
+    resumable = True
+
     ports = (
         push_out(
             "out",

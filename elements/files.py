@@ -32,6 +32,8 @@ class JsonLinesSource(Source):
     file stops the element at start with an error naming the path.
     """
 
+    resumable = True
+
     ports = (push_out("out"),)
     params = (Param("path", "str", doc="a JSON-lines file or a glob of them"),)
 
@@ -143,6 +145,8 @@ class CsvSource(Source):
     Blank lines are skipped. A path naming no file, an unknown type name or a
     ``types`` column that is not a column stop the element at start.
     """
+
+    resumable = True
 
     ports = (push_out("out"),)
     params = (

@@ -40,6 +40,8 @@ class Generate(Source):
     ``keys`` < 1 stop the element at start with a ParameterError.
     """
 
+    resumable = True
+
     ports = (push_out("out", fields={"id": "int", "key": "str", "value": "float", "ts": "int"}),)
     params = (
         Param("count", "int|null", default=1000, doc="records to emit; null = endless"),

@@ -197,3 +197,33 @@ class BrokenInit(Element):
 
     def __init__(self) -> None:
         raise RuntimeError("no licence file")
+
+
+class CrashingSource(Source):
+    """Numbers 0..count-1 at ``rate``/s; the first incarnation dies at ``crash_at``."""
+
+    ports = (push_out("out"),)
+    params = (
+        Param("count", "int"),
+        Param("rate", "number"),
+        Param("crash_at", "int"),
+        Param("marker", "str"),
+        Param("resumable", "bool", True),
+    )
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.count, self.rate = params["count"], params["rate"]
+        self.crash_at, self.marker = params["crash_at"], Path(params["marker"])
+        self.total = self.count
+        type(self).resumable = params["resumable"]
+
+    def generate(self) -> Iterator[dict[str, Any]]:
+        began = time.monotonic()
+        for i in range(self.count):
+            if i == self.crash_at and not self.marker.exists():
+                self.marker.write_text("crashed")
+                os._exit(9)
+            ahead = began + i / self.rate - time.monotonic()
+            if ahead > 0:
+                self.wait(ahead)
+            yield {"n": i}

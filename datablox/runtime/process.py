@@ -159,6 +159,26 @@ class ProcessRuntime:
                 raise StartFailed(hosted.name, error_text(exc)) from None
             if isinstance(hosted.element, Source):
                 hosted.gen = iter(hosted.element.generate())
+                self.resume(hosted, int(self.spec.get("resume", {}).get(hosted.name, 0)))
+
+    def resume(self, hosted: Hosted, done: int) -> None:
+        """After a restart, skip what a resumable source had already emitted."""
+        element = hosted.element
+        if done <= 0 or not isinstance(element, Source) or hosted.gen is None:
+            return
+        if not element.resumable:
+            self.log(hosted.name, "restarted; not resumable, so it starts over from the beginning")
+            return
+        skipped = 0
+        for record in hosted.gen:
+            if record is not None:
+                skipped += 1
+                if skipped >= done:
+                    break
+        out = hosted.ctx.outputs.get(element.source_port)
+        if out is not None:
+            out.emitted = skipped
+        self.log(hosted.name, f"restarted; resuming after the {skipped:,} records it had reported")
 
     # ---- running -----------------------------------------------------------
     def on_control(self, msg: dict[str, Any]) -> None:
