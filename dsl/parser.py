@@ -284,10 +284,21 @@ def syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
         )
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
+    expected = _expected_words(set(exc.expected))
     return error(
-        f"unexpected {_found(tok)}; expected {_expected_words(set(exc.expected))}",
+        f"unexpected {_found(tok)}; expected {expected}",
         _tok_span(file, tok),
+        _token_hint(expected),
     )
+
+
+def _token_hint(expected: str) -> str:
+    """A likely cause, from what the parser expected instead."""
+    if expected == "'='":
+        return "write 'element NAME = Class(param=value, ...)'; parameters are name=value"
+    if "','" in expected:
+        return "separate arguments and items with ','; are the brackets ( ) [ ] { } balanced?"
+    return "see docs/topo-language.md for the statements a topology may hold"
 
 
 def parse(text: str, file: str) -> tuple[ast.Module | None, list[Diagnostic]]:

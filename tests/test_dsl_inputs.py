@@ -50,6 +50,7 @@ def test_syntax_error_says_what_was_expected() -> None:
           |
         2 |     element x Y()
           |               ^
+          = hint: write 'element NAME = Class(param=value, ...)'; parameters are name=value
         """
     )
 
