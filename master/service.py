@@ -173,6 +173,13 @@ class Run:
     def notices(self) -> list[str]:
         """What the user should know before the data flows."""
         found = list(self.plan.notices)
+        for e in self.state.tradecraft["elements"]:
+            if e.get("shard"):
+                found.append(
+                    f"element '{e['name']}' is declared shard(min={e['shard']['min']}, "
+                    f"max={e['shard']['max']}); this release runs a shard as one member "
+                    "(never fused), without scaling it out"
+                )
         for feed in self.state.tradecraft.get("feeds", []):
             found.append(
                 f"feed '{feed['name']}' ({feed['element']}.{feed['port']}): a one-shot run has "

@@ -124,14 +124,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def chain_edge_count(tc: dict[str, Any]) -> int:
-    """Push connections from an element with one push output to one with one push input."""
+    """Push connections from an element with one push output to one with one push input,
+    neither of them sharded (a shard is never fused)."""
     push = [c for c in tc["connections"] if c["kind"] == "push"]
     outs = [c["from"]["element"] for c in push]
     ins = [c["to"]["element"] for c in push]
+    sharded = {e["name"] for e in tc["elements"] if e.get("shard")}
     return sum(
         1
         for c in push
-        if outs.count(c["from"]["element"]) == 1 and ins.count(c["to"]["element"]) == 1
+        if outs.count(c["from"]["element"]) == 1
+        and ins.count(c["to"]["element"]) == 1
+        and not {c["from"]["element"], c["to"]["element"]} & sharded
     )
 
 
@@ -289,6 +293,26 @@ def _route_time(ran: Ran) -> None:
         expected = [r for r in records if r["ts"] // 100 % 3 == i]
         assert ran.lines(f"out/route_time/w{i}.jsonl") == expected, f"w{i}"
     assert {r["ts"] // 100 for r in ran.lines("out/route_time/w0.jsonl")} == {0, 3, 6, 9}
+
+
+@expects("tour")
+def _tour(ran: Ran) -> None:
+    profiles = {r["key"]: r for r in read_jsonl(ran.folder / "data/profiles.jsonl")}
+    records = [
+        {**r, "score": round(r["value"] * 100), "profile": profiles.get(r["key"])}
+        for r in generated(2000, keys=10, seed=11)
+        if r["value"] > 0.5
+    ]
+    for i, sink in enumerate("ab"):
+        expected = [r for r in records if _partition_owner(r["key"], 2) == i]
+        assert expected, sink
+        assert ran.lines(f"out/tour/{sink}.jsonl") == expected, sink
+    assert ran.element("shape/keep")["out"] == len(records)
+    assert ran.element("lookup")["in"] == len(records)
+    # the group's inner elements exist under the instance's name
+    assert {"shape/keep", "shape/score"} <= set(ran.summary["elements"])
+    assert "feed 'enriched' (lookup.out)" in ran.stderr
+    assert "shard(min=1, max=4)" in ran.stderr
 
 
 @pytest.mark.parametrize("fusion", ["off", "max"])
