@@ -17,6 +17,9 @@ from datablox.registry import add_search_path, resolve
 from master.planner import FusionMode, NodeInfo, Plan, plan
 from master.state import RunState
 
+#: Seconds to wait for a process's last report after the care-taker saw it exit.
+FINAL_REPORT_WAIT = 5.0
+
 
 class Display(Protocol):
     def start(self, state: RunState) -> None: ...
@@ -169,6 +172,7 @@ class Run:
         self.phase = "starting"
         self.go_at: float | None = None
         self.kill_sent = False
+        self.reports_due: float | None = None
 
     def notices(self) -> list[str]:
         """What the user should know before the data flows."""
@@ -222,6 +226,27 @@ class Run:
             if not proc.exited:
                 self.to_process(proc.name, {"op": "stop"})
 
+    def final_reports_overdue(self) -> bool:
+        """True (once, with a problem noted) when exited processes never sent their last report.
+
+        A process sends its final counters before it exits, but the care-taker may
+        see the exit first; the report normally follows within milliseconds.
+        """
+        waiting = self.state.unreported()
+        if not waiting or not all(p.exited for p in self.state.processes.values()):
+            self.reports_due = None
+            return False
+        now = time.monotonic()
+        if self.reports_due is None:
+            self.reports_due = now + FINAL_REPORT_WAIT
+        if now < self.reports_due:
+            return False
+        self.state.problems.append(
+            f"no final report from {', '.join(waiting)} within {FINAL_REPORT_WAIT:.0f} s "
+            "of its exit; its last counters may be missing from the summary"
+        )
+        return True
+
     def handle(self, msg: dict[str, Any]) -> None:
         op, st = msg["op"], self.state
         process = msg.get("process", "")
@@ -255,8 +280,10 @@ class Run:
             else:
                 st.problems.append(f"{who} could not start: {msg['error']}")
                 self.kill()
-        elif op in ("load", "finished"):
+        elif op == "load":
             st.on_load(process, msg, time.monotonic())
+        elif op == "finished":
+            st.on_final_report(process, msg, time.monotonic())
         elif op == "log":
             self.display.log(f"{msg.get('element')}: {msg.get('message')}")
         elif op == "element_finished":
@@ -291,6 +318,8 @@ class Run:
         last_draw = 0.0
         try:
             while not self.state.done():
+                if self.final_reports_overdue():
+                    break
                 interrupts = self.interrupted()
                 if interrupts > seen_interrupts:
                     seen_interrupts = interrupts

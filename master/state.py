@@ -49,6 +49,8 @@ class ProcessView:
     endpoints: dict[str, str] = field(default_factory=dict)
     exited: str | None = None
     exit_code: int | None = None
+    #: the process's last report ("finished") arrived; it may come after its exit
+    reported: bool = False
     restarts: int = 0
     busy: float = 0.0
     cpu: float = 0.0
@@ -166,6 +168,11 @@ class RunState:
             for conn, n in msg.get(key, {}).items():
                 table[int(conn)] = base.get(int(conn), 0) + int(n)
 
+    def on_final_report(self, process: str, msg: Mapping[str, Any], now: float) -> None:
+        """A process's last counters, sent just before it exits (they may arrive after)."""
+        self.on_load(process, msg, now)
+        self.processes[process].reported = True
+
     def on_element_finished(
         self, name: str, failed: str | None, stats: Mapping[str, Any]
     ) -> list[Command]:
@@ -277,7 +284,16 @@ class RunState:
         return out
 
     def done(self) -> bool:
-        return all(p.exited for p in self.processes.values())
+        """Every process has exited, and those that finished have sent their last report."""
+        return all(
+            p.exited and (p.exited != "finished" or p.reported) for p in self.processes.values()
+        )
+
+    def unreported(self) -> list[str]:
+        """Processes that exited cleanly but whose last report has not arrived (yet)."""
+        return [
+            p.name for p in self.processes.values() if p.exited == "finished" and not p.reported
+        ]
 
     def failed(self) -> bool:
         return bool(self.problems) or any(

@@ -286,12 +286,29 @@ def test_no_commands_go_to_processes_that_already_exited() -> None:
     assert st.on_exit("p1-mid", "crashed", 1) == []
 
 
-def test_done_when_every_process_exited() -> None:
+def test_done_when_every_process_exited_and_sent_its_last_report() -> None:
+    st = fresh()
+    names = list(st.processes)
+    for i, name in enumerate(names):
+        assert not st.done()
+        # the last report may come before or after the exit is seen
+        if i % 2:
+            st.on_final_report(name, {"elements": {}}, now=1.0)
+            st.on_exit(name, "finished", 0)
+        else:
+            st.on_exit(name, "finished", 0)
+            assert name in st.unreported()
+            assert not st.done()
+            st.on_final_report(name, {"elements": {}}, now=1.0)
+    assert st.unreported() == []
+    assert st.done() and not st.failed()
+
+
+def test_a_crashed_process_needs_no_last_report() -> None:
     st = fresh()
     for name in st.processes:
-        assert not st.done()
-        st.on_exit(name, "finished", 0)
-    assert st.done() and not st.failed()
+        st.on_exit(name, "gave_up", 9)
+    assert st.done() and st.failed()
 
 
 def test_counters_of_a_restarted_process_continue_from_their_base() -> None:
