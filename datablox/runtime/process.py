@@ -144,8 +144,9 @@ class ProcessRuntime:
             element.name = name
             ctx = ElementContext(name, {}, {}, self.dead, self.log, wait=self.wait)
             element._ctx = ctx
-            hosted = Hosted(espec, element, ctx, Handler(element, ctx, self.log))
-            hosted.spec = {**espec, "values": values}
+            hosted = Hosted(
+                {**espec, "values": values}, element, ctx, Handler(element, ctx, self.log)
+            )
             for port in cls.ports:
                 if port.kind == "push" and port.direction == "out":
                     ctx.outputs[port.name] = OutPort(port.name, [])
