@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
 import threading
 import time
@@ -98,3 +100,31 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 PYTHON = sys.executable
+
+#: What a Python traceback (or the tail of one) looks like in output.
+TRACEBACK = re.compile(r'Traceback \(most recent call last\)|^\s*File ".*", line \d+', re.MULTILINE)
+
+
+def console_script(name: str) -> str:
+    """The installed console script ``name`` (next to this interpreter when it is there)."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"{name} is not installed; run pip install -e '.[test]'"
+    return found
+
+
+def element_processes(run_dir: Path) -> list[psutil.Process]:
+    """Element processes of the run in ``run_dir`` (their spec files live there)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "datablox.runtime.process" in cmdline and str(run_dir) in cmdline:
+            found.append(proc)
+    return found
+
+
+def assert_no_element_processes(run_dir: Path) -> None:
+    """Fail (after killing them) if element processes of ``run_dir`` outlived their run."""
+    left = element_processes(run_dir)
+    for proc in left:
+        proc.kill()
+    assert left == [], f"element processes outlived the run: {left}"

@@ -7,11 +7,9 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import typer
 
@@ -19,19 +17,10 @@ import dsl
 from caretaker.cli import app as caretaker_app
 from datablox.registry import registered, resolve
 from master.cli import app as master_app
+from tests.conftest import TRACEBACK, assert_no_element_processes, console_script
 
 TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 EXAMPLES = sorted(p.name for p in TOPOLOGIES.glob("*.topo"))
-
-
-#: What a Python traceback (or the tail of one) looks like in output.
-TRACEBACK = re.compile(r'Traceback \(most recent call last\)|^\s*File ".*", line \d+', re.MULTILINE)
-
-
-def console_script(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert found, f"{name} is not installed; run pip install -e '.[test]'"
-    return found
 
 
 def cli(
@@ -317,14 +306,7 @@ def test_run_exits_1_and_names_the_element_that_failed_to_start(tmp_path: Path) 
     assert summary["exit_code"] == 1
     assert len(summary["problems"]) == 1
     assert summary["problems"][0].startswith("element 'src' could not start")
-    left = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if str(run_dir) in " ".join(p.info["cmdline"] or [])
-    ]
-    for p in left:
-        p.kill()
-    assert left == [], f"element processes outlived the run: {left}"
+    assert_no_element_processes(run_dir)
 
 
 # ---- classes and describe ----------------------------------------------------

@@ -13,36 +13,23 @@ import csv
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
-import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 import dsl
 from datablox.registry import registered
+from tests.conftest import TRACEBACK, assert_no_element_processes, console_script
 
 TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 EXAMPLES = sorted(p.stem for p in TOPOLOGIES.glob("*.topo"))
 RUN_TIMEOUT = 60
-
-
-#: What a Python traceback (or the tail of one) looks like in output.
-TRACEBACK = re.compile(r'Traceback \(most recent call last\)|^\s*File ".*", line \d+', re.MULTILINE)
-
-
-def console_script(name: str) -> str:
-    """The installed console script ``name`` (next to this interpreter when it is there)."""
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert found, f"{name} is not installed; run pip install -e '.[test]'"
-    return found
 
 
 @dataclass
@@ -92,14 +79,7 @@ def run_example(tmp_path: Path, name: str, fusion: str) -> Ran:
         env={**os.environ, "COLUMNS": "200"},
     )
     assert summary.exists(), f"no summary written (exit {proc.returncode}):\n{proc.stderr}"
-    left = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if str(run_dir) in " ".join(p.info["cmdline"] or [])
-    ]
-    for p in left:
-        p.kill()
-    assert left == [], f"element processes outlived the run: {left}"
+    assert_no_element_processes(run_dir)
     return Ran(
         folder,
         run_dir,

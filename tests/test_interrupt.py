@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
 
-from tests.conftest import wait_until
-
-#: What a Python traceback (or the tail of one) looks like in output.
-TRACEBACK = re.compile(r'Traceback \(most recent call last\)|^\s*File ".*", line \d+', re.MULTILINE)
+from tests.conftest import TRACEBACK, console_script, element_processes, wait_until
 
 ENDLESS = """
 topology endless {
@@ -66,22 +59,6 @@ topology stuck {
     src -> out
 }
 """
-
-
-def console_script(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert found, f"{name} is not installed; run pip install -e '.[test]'"
-    return found
-
-
-def element_processes(run_dir: Path) -> list[psutil.Process]:
-    """Element processes of the run in ``run_dir`` (their spec files live there)."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if "datablox.runtime.process" in cmdline and str(run_dir) in cmdline:
-            found.append(proc)
-    return found
 
 
 def written(proc: subprocess.Popen[str], path: Path, lines: int) -> bool:
