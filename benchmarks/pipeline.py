@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
+from datablox.master.display import QuietDisplay
+from datablox.master.embedded import run_embedded
+from datablox.master.service import RunOptions, RunResult
 from datablox.testing import chain as _chain
-from master.display import QuietDisplay
-from master.embedded import run_embedded
-from master.service import RunOptions, RunResult
 
 ROOT = str(Path(__file__).resolve().parent.parent)
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import zmq
 
-from caretaker.sampler import LoadSampler
-from caretaker.supervisor import Child, Supervisor, log_tail
 from datablox import control
+from datablox.caretaker.sampler import LoadSampler
+from datablox.caretaker.supervisor import Child, Supervisor, log_tail
 
 
 class CareTaker:

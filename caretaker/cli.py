@@ -47,7 +47,7 @@ def serve(
     ] = None,
 ) -> None:
     """Connect to a master and run the element processes it assigns to this node."""
-    from caretaker.agent import CareTaker
+    from datablox.caretaker.agent import CareTaker
 
     agent = CareTaker(
         master, node=node, host=host, slots=slots, max_restarts=max_restarts, root=root

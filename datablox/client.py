@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from master.service import RunResult
+    from datablox.master.service import RunResult
 
 
 def run(
@@ -27,10 +27,10 @@ def run(
     ``batch_size``, ``run_dir``…). Raises ``TopologyError`` for a topology with
     errors; a run that fails returns a result whose ``exit_code`` is 1.
     """
-    import dsl
-    from master.display import LiveDisplay, PlainDisplay, QuietDisplay
-    from master.embedded import run_embedded
-    from master.service import RunOptions
+    from datablox import dsl
+    from datablox.master.display import LiveDisplay, PlainDisplay, QuietDisplay
+    from datablox.master.embedded import run_embedded
+    from datablox.master.service import RunOptions
 
     if isinstance(topology, dict):
         compiled = dsl.load_tradecraft(topology, overrides)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsl.diagnostics import Span
+from datablox.dsl.diagnostics import Span
 
 
 @dataclass

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from datablox import registry
+from datablox.dsl import ir
+from datablox.dsl.diagnostics import Diagnostic, Location, error, unique, warning
 from datablox.element import Element
 from datablox.errors import ElementClassError
 from datablox.ports import Port, suggest, type_name_of, types_compatible, validate_params
-from dsl import ir
-from dsl.diagnostics import Diagnostic, Location, error, unique, warning
 
 Resolver = Callable[[str], type[Element]]
 _OP = {"push": "->", "query": "?>"}

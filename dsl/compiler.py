@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datablox import registry
-from datablox.errors import TopologyError
-from dsl import ir
-from dsl.checker import check
-from dsl.diagnostics import (
+from datablox.dsl import ir
+from datablox.dsl.checker import check
+from datablox.dsl.diagnostics import (
     Diagnostic,
     Span,
     error,
@@ -20,10 +19,11 @@ from dsl.diagnostics import (
     raise_if_errors,
     render,
 )
-from dsl.expand import expand
-from dsl.loader import load
-from dsl.overrides import apply_overrides
-from dsl.tradecraft import from_dict, to_dict
+from datablox.dsl.expand import expand
+from datablox.dsl.loader import load
+from datablox.dsl.overrides import apply_overrides
+from datablox.dsl.tradecraft import from_dict, to_dict
+from datablox.errors import TopologyError
 
 
 @dataclass

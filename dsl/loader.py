@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from dsl import ast
-from dsl.diagnostics import Diagnostic, JsonPath, Span, error
-from dsl.parser import parse
+from datablox.dsl import ast
+from datablox.dsl.diagnostics import Diagnostic, JsonPath, Span, error
+from datablox.dsl.parser import parse
 
 
 @dataclass

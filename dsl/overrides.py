@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datablox.dsl import ir
+from datablox.dsl.diagnostics import Diagnostic, JsonPath, error
+from datablox.dsl.parser import parse_value
+from datablox.dsl.values import find_ref, to_python
 from datablox.ports import suggest
-from dsl import ir
-from dsl.diagnostics import Diagnostic, JsonPath, error
-from dsl.parser import parse_value
-from dsl.values import find_ref, to_python
 
 ORIGIN = "override"
 

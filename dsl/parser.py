@@ -10,8 +10,8 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 
-from dsl import ast
-from dsl.diagnostics import Diagnostic, Span, error
+from datablox.dsl import ast
+from datablox.dsl.diagnostics import Diagnostic, Span, error
 
 _ESCAPES = {
     "n": "\n",
@@ -36,7 +36,7 @@ _WORDS = {
 
 @functools.cache
 def _lark() -> Lark:
-    grammar = resources.files("dsl").joinpath("grammar.lark").read_text(encoding="utf-8")
+    grammar = resources.files("datablox.dsl").joinpath("grammar.lark").read_text(encoding="utf-8")
     return Lark(
         grammar,
         parser="lalr",

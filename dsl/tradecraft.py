@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsl import ir
-from dsl.diagnostics import Diagnostic, JsonPath, error
+from datablox.dsl import ir
+from datablox.dsl.diagnostics import Diagnostic, JsonPath, error
 
 VERSION = 1
 _TOP_KEYS = {"tradecraft", "name", "search_path", "elements", "connections", "feeds", "fuse"}

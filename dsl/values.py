@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from datablox.dsl import ast
 from datablox.ports import suggest
-from dsl import ast
 
 
 def did_you_mean(name: str, candidates: list[str], listing: str) -> str:

@@ -35,9 +35,9 @@ import orjson
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
+from datablox.elements._expr_syntax import syntax_error
 from datablox.errors import ExpressionError
 from datablox.ports import suggest, type_name_of
-from elements._expr_syntax import syntax_error
 
 __all__ = ["FUNCTIONS", "Evaluator", "compile_expr", "get_path"]
 

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 
 from datablox.element import Element, Record, Source
+from datablox.elements._support import Rejects, iter_json_lines, open_output, resolve_files
 from datablox.errors import ParameterError
 from datablox.ports import Param, push_in, push_out
-from elements._support import Rejects, iter_json_lines, open_output, resolve_files
 
 __all__ = ["CsvSource", "JsonLinesSink", "JsonLinesSource"]
 

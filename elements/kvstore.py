@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 from datablox.element import Element, Record
+from datablox.elements._support import Rejects, iter_json_lines, resolve_files
 from datablox.errors import QueryTimeout
 from datablox.ports import Param, push_in, push_out, query_in, query_out
-from elements._support import Rejects, iter_json_lines, resolve_files
 
 __all__ = ["KeyValueStore", "Lookup"]
 

@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 from datablox.element import Element, Record
+from datablox.elements._support import Rejects
 from datablox.errors import ParameterError
 from datablox.partition import owner_of, partition_of
 from datablox.ports import Param, push_in, push_out
-from elements._support import Rejects
 
 __all__ = ["Director", "Manager"]
 

@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 
 from datablox.element import Element, Record
+from datablox.elements._support import open_output
 from datablox.ports import Param, push_in
-from elements._support import open_output
 
 __all__ = ["Count", "Null"]
 

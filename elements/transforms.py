@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from datablox.element import Element, Record
+from datablox.elements._support import Rejects
+from datablox.elements.expr import Evaluator, compile_expr
 from datablox.errors import ExpressionError, ParameterError
 from datablox.ports import Param, push_in, push_out
-from elements._support import Rejects
-from elements.expr import Evaluator, compile_expr
 
 __all__ = ["Filter", "Map"]
 

@@ -55,7 +55,7 @@ class DisplayMode(StrEnum):
 
 
 def _load(path: Path, overrides: list[str] | None) -> Any:
-    import dsl
+    from datablox import dsl
 
     result = dsl.load_any(str(path), list(overrides or []))
     warnings = result.rendered_warnings()
@@ -178,10 +178,10 @@ def run(
     error, 130 after Ctrl-C (the first Ctrl-C stops sources and lets queues drain;
     a second kills every element process).
     """
-    from master.display import LiveDisplay, PlainDisplay, QuietDisplay
-    from master.embedded import run_embedded
-    from master.service import RunOptions
-    from master.summary import print_summary
+    from datablox.master.display import LiveDisplay, PlainDisplay, QuietDisplay
+    from datablox.master.embedded import run_embedded
+    from datablox.master.service import RunOptions
+    from datablox.master.summary import print_summary
 
     try:
         result = _load(file, set_)

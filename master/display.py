@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from master.state import RunState
+from datablox.master.state import RunState
 
 
 def _mb(n: int) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 
 import zmq
 
-from caretaker.agent import CareTaker
-from master.service import Display, Master, Run, RunOptions, RunResult
+from datablox.caretaker.agent import CareTaker
+from datablox.master.service import Display, Master, Run, RunOptions, RunResult
 
 
 def run_embedded(

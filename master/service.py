@@ -13,9 +13,9 @@ import zmq
 
 from datablox import control
 from datablox.errors import RunError
+from datablox.master.planner import FusionMode, NodeInfo, Plan, plan
+from datablox.master.state import RunState
 from datablox.registry import add_search_path, resolve
-from master.planner import FusionMode, NodeInfo, Plan, plan
-from master.state import RunState
 
 #: Seconds to wait for a process's last report after the care-taker saw it exit.
 FINAL_REPORT_WAIT = 5.0

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from master.planner import Plan
+from datablox.master.planner import Plan
 
 Command = tuple[str, dict[str, Any]]
 

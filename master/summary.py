@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from master.display import element_table
-from master.service import RunResult
+from datablox.master.display import element_table
+from datablox.master.service import RunResult
 
 
 def print_summary(result: RunResult, console: Console, table: bool = True) -> None:

@@ -16,9 +16,9 @@ import psutil
 import pytest
 import zmq
 
-from caretaker.agent import CareTaker
-from master.display import QuietDisplay
-from master.service import Master, Run, RunOptions, RunResult
+from datablox.caretaker.agent import CareTaker
+from datablox.master.display import QuietDisplay
+from datablox.master.service import Master, Run, RunOptions, RunResult
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from datablox.dsl import compile_source
 from datablox.errors import TopologyError
-from dsl import compile_source
 
 CASES = Path(__file__).parent / "dslcases"
 

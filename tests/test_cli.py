@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import typer
 
-import dsl
-from caretaker.cli import app as caretaker_app
+from datablox import dsl
+from datablox.caretaker.cli import app as caretaker_app
+from datablox.master.cli import app as master_app
 from datablox.registry import registered, resolve
-from master.cli import app as master_app
 from tests.conftest import TRACEBACK, assert_no_element_processes, console_script
 
 TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
@@ -327,7 +327,7 @@ def test_describe_shows_documentation_ports_and_parameters(tmp_path: Path) -> No
     proc = cli("describe", "Filter", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert out.startswith("Filter  (elements.transforms:Filter)\n")
+    assert out.startswith("Filter  (datablox.elements.transforms:Filter)\n")
     assert "Pass on the records for which an expression is true." in out
     assert "ports:\n  in push (->) in\n  out push (->) out\n" in out
     assert "parameters:\n  where: str (required) — expression; records where it is true pass" in out

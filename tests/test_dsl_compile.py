@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-import dsl
-from dsl import compile_file, compile_source, load_any, load_tradecraft
+from datablox import dsl
+from datablox.dsl import compile_file, compile_source, load_any, load_tradecraft
 
 CASES = Path(__file__).parent / "dslcases"
 FOLDER = str(CASES.resolve())
@@ -358,8 +358,8 @@ def test_placement_may_continue_on_the_next_line() -> None:
 
 
 def test_checker_is_a_function_of_the_ir() -> None:
-    from dsl.checker import check
-    from dsl.ir import Connection, Element, Endpoint, Spans, Topology
+    from datablox.dsl.checker import check
+    from datablox.dsl.ir import Connection, Element, Endpoint, Spans, Topology
 
     topo = Topology(
         "t",

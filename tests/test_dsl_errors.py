@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from dsl import compile_source
+from datablox.dsl import compile_source
 from tests.dsl_errors_support import _in_cases, block, expect, rendered  # noqa: F401
 
 

@@ -8,10 +8,18 @@ from pathlib import Path
 
 import pytest
 
+from datablox.dsl import (
+    Diagnostic,
+    JsonPath,
+    Span,
+    compile_file,
+    compile_source,
+    load_any,
+    load_tradecraft,
+)
+from datablox.dsl.diagnostics import render
+from datablox.dsl.overrides import parse_override
 from datablox.errors import TopologyError
-from dsl import Diagnostic, JsonPath, Span, compile_file, compile_source, load_any, load_tradecraft
-from dsl.diagnostics import render
-from dsl.overrides import parse_override
 
 CASES = Path(__file__).parent / "dslcases"
 

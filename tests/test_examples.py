@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-import dsl
+from datablox import dsl
 from datablox.registry import registered
 from tests.conftest import TRACEBACK, assert_no_element_processes, console_script
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from datablox.elements.expr import FUNCTIONS, compile_expr
 from datablox.errors import ExpressionError
-from elements.expr import FUNCTIONS, compile_expr
 
 RECORD: dict[str, Any] = {
     "value": 0.7,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from datablox.errors import DatabloxError
-from master.planner import FusionMode, NodeInfo, Plan, chain_edges, place_nodes, plan
+from datablox.master.planner import FusionMode, NodeInfo, Plan, chain_edges, place_nodes, plan
 
 LOCAL = [NodeInfo("local", 8)]
 

@@ -70,7 +70,7 @@ def test_a_third_party_class_registered_by_entry_point_runs(tmp_path: Path) -> N
         "}\n"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    cli = [sys.executable, "-c", "from master.cli import main; main()"]
+    cli = [sys.executable, "-c", "from datablox.master.cli import main; main()"]
     listed = subprocess.run([*cli, "classes"], env=env, capture_output=True, text=True, timeout=60)
     assert "Tag" in listed.stdout
     done = subprocess.run(

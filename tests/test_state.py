@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from master.planner import Plan, ProcessPlan
-from master.state import RunState
+from datablox.master.planner import Plan, ProcessPlan
+from datablox.master.state import RunState
 
 # src -> mid -> sink, mid asks store; src2 -> sink (fan-in); mid and sink2 share a process
 TRADECRAFT: dict[str, Any] = {
