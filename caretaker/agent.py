@@ -51,6 +51,28 @@ class CareTaker:
         self.supervisor: Supervisor | None = None
         self.stop_event = threading.Event()
         self.run_dir: Path | None = None
+        self.from_master = control.Dispatcher(
+            {
+                "launch": self._launch,
+                "send": self._send,
+                "kill": self._kill,
+                "shutdown": self._shutdown,
+            },
+            f"care-taker '{node}'",
+        )
+        relay = self._relay
+        self.from_elements = control.Dispatcher(
+            {
+                "ready": self._ready,
+                "load": self._load,
+                "finished": self._finished,
+                "started": relay,
+                "failed": relay,
+                "log": relay,
+                "element_finished": relay,
+            },
+            f"care-taker '{node}'",
+        )
 
     def to_master(self, op: str, **fields: Any) -> None:
         self.master.send(control.encode({"op": op, "node": self.node, **fields}))
@@ -60,22 +82,26 @@ class CareTaker:
 
     # ---- master → care-taker ---------------------------------------------
     def on_master(self, msg: dict[str, Any]) -> None:
-        op = msg["op"]
-        if op == "launch":
-            self.run_dir = Path(msg.get("run_dir") or self.root / msg["run_id"])
-            self.supervisor = Supervisor(self.run_dir, msg.get("max_restarts", self.max_restarts))
-            for spec in msg["processes"]:
-                self.supervisor.launch(self.complete(spec))
-        elif op == "send":
-            self.to_process(msg["process"], msg["msg"])
-        elif op == "kill":
-            # the exits are reaped and reported one by one as "killed"
-            if self.supervisor is not None:
-                self.supervisor.signal_all(signal.SIGKILL)
-        elif op == "shutdown":
-            if self.supervisor is not None:
-                self.supervisor.kill_all()
-            self.stop_event.set()
+        self.from_master.dispatch(msg)
+
+    def _launch(self, msg: dict[str, Any]) -> None:
+        self.run_dir = Path(msg.get("run_dir") or self.root / msg["run_id"])
+        self.supervisor = Supervisor(self.run_dir, msg.get("max_restarts", self.max_restarts))
+        for spec in msg["processes"]:
+            self.supervisor.launch(self.complete(spec))
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        self.to_process(msg["process"], msg["msg"])
+
+    def _kill(self, msg: dict[str, Any]) -> None:
+        # the exits are reaped and reported one by one as "killed"
+        if self.supervisor is not None:
+            self.supervisor.signal_all(signal.SIGKILL)
+
+    def _shutdown(self, msg: dict[str, Any]) -> None:
+        if self.supervisor is not None:
+            self.supervisor.kill_all()
+        self.stop_event.set()
 
     def complete(self, spec: dict[str, Any]) -> dict[str, Any]:
         assert self.run_dir is not None
@@ -89,19 +115,27 @@ class CareTaker:
     # ---- element process → care-taker → master -----------------------------
     def on_element(self, process: str, msg: dict[str, Any]) -> None:
         child = self.supervisor.children.get(process) if self.supervisor else None
-        op = msg["op"]
-        if op == "ready" and child is not None:
-            child.endpoints = msg.get("endpoints", {})
-        elif op == "finished" and child is not None:
-            child.finished = True
-        if op in ("load", "finished") and child is not None:
-            msg.update(self.sampler.sample(child.popen.pid))
-            for name, stats in msg.get("elements", {}).items():
-                if stats.get("progress"):
-                    child.progress[name] = stats["progress"][0]
+        if child is not None:
+            self.from_elements.dispatch(msg, child)
         msg["process"] = process
         msg["node"] = self.node
         self.master.send(control.encode(msg))
+
+    def _ready(self, msg: dict[str, Any], child: Child) -> None:
+        child.endpoints = msg.get("endpoints", {})
+
+    def _load(self, msg: dict[str, Any], child: Child) -> None:
+        msg.update(self.sampler.sample(child.popen.pid))
+        for name, stats in msg.get("elements", {}).items():
+            if stats.get("progress"):
+                child.progress[name] = stats["progress"][0]
+
+    def _finished(self, msg: dict[str, Any], child: Child) -> None:
+        child.finished = True
+        self._load(msg, child)
+
+    def _relay(self, msg: dict[str, Any], child: Child) -> None:
+        """Messages the care-taker only passes on to the master."""
 
     def check_children(self) -> None:
         if self.supervisor is None:
@@ -146,7 +180,3 @@ class CareTaker:
                 self.supervisor.kill_all()
             self.master.close()
             self.elements.close()
-
-    def terminate_children(self) -> None:
-        if self.supervisor is not None:
-            self.supervisor.signal_all(signal.SIGTERM)

@@ -32,8 +32,3 @@ class LoadSampler:
 
     def forget(self, pid: int) -> None:
         self._procs.pop(pid, None)
-
-    @staticmethod
-    def node() -> dict[str, Any]:
-        mem = psutil.virtual_memory()
-        return {"cpu": psutil.cpu_percent(None), "mem_used": mem.used, "mem_total": mem.total}

@@ -24,6 +24,26 @@ class Codec:
     wire_id: int
     encode: Callable[[list[Any]], bytes]
     decode: Callable[[bytes], list[Any]]
+    #: what the codec carries as it is, converts, and refuses (docs/records.md)
+    rule: str
+
+
+ORJSON_RULE = (
+    "orjson carries maps, lists, strings, integers within 64 bits, floats, booleans and "
+    "null; it converts tuples to lists, NaN and infinities to null, datetimes, dates, times "
+    "and UUIDs to strings, enums to their values, dataclasses to maps and non-string map "
+    "keys to strings; it refuses bytes, sets, integers beyond 64 bits and other objects"
+)
+UJSON_RULE = (
+    "ujson carries maps, lists, strings, integers of any size, floats (NaN and infinities "
+    "too), booleans and null; it converts tuples to lists and non-string map keys to "
+    "strings; it refuses bytes, sets, datetimes, UUIDs and other objects"
+)
+MSGPACK_RULE = (
+    "msgpack carries maps (with any scalar keys), lists, strings, bytes, integers within "
+    "64 bits, floats (NaN and infinities too), booleans and null; it converts tuples to "
+    "lists; it refuses sets, datetimes, integers beyond 64 bits and other objects"
+)
 
 
 def _orjson() -> Codec:
@@ -34,7 +54,7 @@ def _orjson() -> Codec:
     def encode(records: list[Any]) -> bytes:
         return orjson.dumps(records, option=opts)
 
-    return Codec("orjson", 1, encode, orjson.loads)
+    return Codec("orjson", 1, encode, orjson.loads, ORJSON_RULE)
 
 
 def _ujson() -> Codec:
@@ -43,7 +63,7 @@ def _ujson() -> Codec:
     def encode(records: list[Any]) -> bytes:
         return ujson.dumps(records, ensure_ascii=False, reject_bytes=True).encode("utf-8")
 
-    return Codec("ujson", 2, encode, ujson.loads)
+    return Codec("ujson", 2, encode, ujson.loads, UJSON_RULE)
 
 
 def _msgpack() -> Codec:
@@ -61,7 +81,7 @@ def _msgpack() -> Codec:
     def decode(payload: bytes) -> list[Any]:
         return msgpack.unpackb(payload, raw=False, strict_map_key=False)  # type: ignore[no-any-return]
 
-    return Codec("msgpack", 3, encode, decode)
+    return Codec("msgpack", 3, encode, decode, MSGPACK_RULE)
 
 
 _FACTORIES: dict[str, Callable[[], Codec]] = {

@@ -54,6 +54,13 @@ class Element:
     #: True when the element is cheap per record, so the planner may fuse it
     #: with its neighbours automatically.
     cheap: ClassVar[bool] = False
+    #: True when every record the element emits is either one it received,
+    #: unchanged, or built only of values every codec carries as they are
+    #: (maps with string keys, lists, strings, 64-bit integers, finite floats,
+    #: booleans, null). A fused neighbour then gets the records without the
+    #: encode/decode copy that otherwise makes fused runs give exactly the
+    #: results of separate processes. Leave it False when unsure.
+    plain_records: bool = False
 
     #: The element's name in the topology; set by the runtime.
     name: str = "?"

@@ -12,6 +12,8 @@ Every error datablox raises on purpose derives from :class:`DatabloxError`::
     ├── QueryError             a query failed on the answering side
     │   └── QueryTimeout       no answer arrived in time
     ├── RunError               a running topology failed (an element gave up, start failed)
+    ├── ElementError           an element stops itself: misuse of the runtime API, or raised
+    │                          on purpose by element code to stop the element and fail the run
     └── ExpressionError        a filter/map expression is malformed
 """
 
@@ -21,6 +23,7 @@ __all__ = [
     "CodecError",
     "DatabloxError",
     "ElementClassError",
+    "ElementError",
     "ExpressionError",
     "ParameterError",
     "ProtocolError",
@@ -84,6 +87,19 @@ class QueryTimeout(QueryError):
 
 class RunError(DatabloxError):
     """A running topology failed: an element could not start or crashed too often."""
+
+
+class ElementError(DatabloxError):
+    """Stops the element that raised it (not restarted) and fails the run.
+
+    The runtime raises it when an element misuses its services (emitting on a
+    port it does not have). Element code raises it on purpose when an error
+    should end the run instead of dead-lettering the record at hand, e.g.
+    ``except QueryError as exc: raise ElementError(f"lookup failed: {exc}")``.
+    Every other exception raised while handling a record, including
+    ``QueryError`` and ``QueryTimeout`` from ``ask``, sends that record to the
+    dead letters and the element goes on.
+    """
 
 
 class ExpressionError(DatabloxError):

@@ -15,8 +15,9 @@ from datablox.errors import ParameterError
 PortKind = Literal["push", "query"]
 Direction = Literal["in", "out"]
 
-#: Field and parameter type names understood by the checker.
-TYPE_NAMES = ("any", "str", "int", "float", "number", "bool", "list", "map", "null")
+#: Field and parameter type names understood by the checker. ``path`` is a string naming
+#: a file or folder (or a glob); a relative one is resolved against the .topo file's folder.
+TYPE_NAMES = ("any", "str", "path", "int", "float", "number", "bool", "list", "map", "null")
 
 
 class _Required:
@@ -85,6 +86,39 @@ class Param:
     def required(self) -> bool:
         return self.default is REQUIRED
 
+    @property
+    def is_path(self) -> bool:
+        """Whether a string value names a file or folder (type ``path`` or ``path|null``)."""
+        return "path" in (t.strip() for t in self.type.split("|"))
+
+
+@dataclass(frozen=True)
+class ParamProblem:
+    """What an element class's ``check_params`` hook found wrong with one parameter.
+
+    ``where`` is a key inside a map value (e.g. the field of Map's ``set``), or
+    None for the value itself; ``column`` is the 1-based column inside that
+    string value where the fault is, when known.
+    """
+
+    param: str
+    message: str
+    hint: str | None = None
+    where: str | None = None
+    column: int | None = None
+
+
+def declaration_problem(spec: Param) -> str | None:
+    """Why a ``Param`` declaration is malformed (an unknown type name), or None."""
+    if not isinstance(spec, Param):
+        return f"{spec!r} is not a Param"
+    if not isinstance(spec.type, str):
+        return f"Param({spec.name!r}, {spec.type!r}): the type is not a string"
+    unknown = [t.strip() for t in spec.type.split("|") if t.strip() not in TYPE_NAMES]
+    if unknown:
+        return f"Param({spec.name!r}, {spec.type!r}): unknown type name '{unknown[0]}'"
+    return None
+
 
 def type_name_of(value: Any) -> str:
     """The .topo type name of a Python value."""
@@ -110,7 +144,7 @@ def value_matches(type_spec: str, value: Any) -> bool:
     actual = type_name_of(value)
     for want in type_spec.split("|"):
         want = want.strip()
-        if want in ("any", actual):
+        if want in ("any", actual) or (want == "path" and actual == "str"):
             return True
         if want in ("float", "number") and actual == "int":
             return True
@@ -127,7 +161,7 @@ def types_compatible(produced: str, needed: str) -> bool:
     for got in (g.strip() for g in produced.split("|")):
         if got == "any":
             continue
-        if got in wants:
+        if got in wants or (got == "path" and "str" in wants):
             continue
         if got == "int" and wants & {"float", "number"}:
             continue

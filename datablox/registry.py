@@ -10,10 +10,11 @@ from __future__ import annotations
 import importlib
 import sys
 from importlib.metadata import entry_points
+from typing import Any
 
 from datablox.element import Element, check_element_class
 from datablox.errors import ElementClassError
-from datablox.ports import suggest
+from datablox.ports import TYPE_NAMES, declaration_problem, suggest
 
 GROUP = "datablox.elements"
 
@@ -25,38 +26,77 @@ def registered() -> dict[str, str]:
     return {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 
-def _import(ref: str, display: str) -> type[Element]:
+def import_object(ref: str, display: str, what: str = "element class") -> Any:
+    """The object named by ``ref`` (``package.module:attr``); the one way user code is imported.
+
+    Raises :class:`ElementClassError` saying what is missing, for the ``what``
+    called ``display`` (e.g. element class 'mod:Cls', function 'mod:fn').
+    """
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
         raise ElementClassError(
-            f"'{ref}' is not a class reference", "write package.module:ClassName"
+            f"'{ref}' is not a {'class' if what == 'element class' else what} reference",
+            f"write package.module:{'ClassName' if what == 'element class' else 'name'}",
         )
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         missing = exc.name or module_name
         raise ElementClassError(
-            f"cannot import module '{module_name}' for element class '{display}': "
+            f"cannot import module '{module_name}' for {what} '{display}': "
             f"no module named '{missing}'",
             "check the spelling, and that the package is installed or its folder "
             "is on PYTHONPATH (the .topo file's folder is added automatically)",
         ) from None
     except Exception as exc:  # a user's module failing at import time
         raise ElementClassError(
-            f"importing module '{module_name}' for element class '{display}' failed: "
+            f"importing module '{module_name}' for {what} '{display}' failed: "
             f"{type(exc).__name__}: {exc}"
         ) from None
-    obj = module
+    obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
             names = [n for n in dir(module) if not n.startswith("_")]
             near = suggest(part, names)
+            kind = "class " if what == "element class" else ""
             raise ElementClassError(
-                f"module '{module_name}' has no class '{attr}'",
+                f"module '{module_name}' has no {kind}'{attr}'",
                 f"did you mean '{near}'?" if near else None,
             )
         obj = getattr(obj, part)
-    return check_element_class(obj, display)
+    return obj
+
+
+def check_declarations(cls: type[Element], display: str) -> None:
+    """Raise :class:`ElementClassError` when a class declares a malformed ``Param``."""
+    for spec in cls.params:
+        problem = declaration_problem(spec)
+        if problem is not None:
+            raise ElementClassError(
+                f"element class '{display}' declares {problem}",
+                f"fix the class: parameter types are {', '.join(TYPE_NAMES)}, "
+                "or several joined with '|' (e.g. 'str|null')",
+            )
+
+
+def _import(ref: str, display: str) -> type[Element]:
+    cls = check_element_class(import_object(ref, display), display)
+    check_declarations(cls, display)
+    return cls
+
+
+def is_builtin(ref: str) -> bool:
+    """Whether ``ref`` names a class of the datablox package (or no class at all).
+
+    Other classes are user code: the checker imports them in a child process.
+    """
+    if ":" not in ref:
+        target = registered().get(ref)
+        if target is None:
+            return True  # resolve() reports the unknown name
+        ref = target
+    module = ref.partition(":")[0]
+    return module == "datablox" or module.startswith("datablox.")
 
 
 def resolve(ref: str) -> type[Element]:

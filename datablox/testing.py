@@ -140,6 +140,7 @@ class ElementHarness:
         return self.dead.entries
 
     def _take(self, port: str) -> list[Record]:
+        self.ctx.flush()
         taken: list[Record] = []
         for link in self.links.get(port, []):
             taken.extend(link.records)
@@ -152,6 +153,7 @@ class ElementHarness:
 
     def take_connection(self, index: int, port: str = "out") -> list[Record]:
         """Records emitted on connection ``index`` of ``port`` since the last take."""
+        self.ctx.flush()
         link = self.links[port][index]
         taken = list(link.records)
         link.records.clear()

@@ -13,10 +13,7 @@ import orjson
 from datablox.element import Element
 from datablox.errors import ParameterError
 from datablox.ports import type_name_of
-
-#: Bad inputs logged in full per element before only every 1000th is logged,
-#: so one broken file cannot flood the run log (the same policy as the runtime).
-LOUD_ERRORS = 10
+from datablox.runtime.handling import loud
 
 
 class Rejects:
@@ -28,9 +25,9 @@ class Rejects:
 
     def __call__(self, record: Any, error: str, **context: Any) -> None:
         self.count += 1
-        if self.count <= LOUD_ERRORS or self.count % 1000 == 0:
+        suffix = loud(self.count)
+        if suffix is not None:
             where = " ".join(f"{k}={v}" for k, v in context.items())
-            suffix = f" ({self.count} so far)" if self.count > LOUD_ERRORS else ""
             self.element.log(f"{error} [{where}]; sent to dead letters{suffix}")
         self.element.dead_letter(record, error, **context)
 

@@ -40,6 +40,7 @@ class FileCrawler(Source):
 
     resumable = True
 
+    plain_records = True  # builds records from plain values, or passes them on
     ports = (
         push_out(
             "out",

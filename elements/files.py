@@ -34,6 +34,7 @@ class JsonLinesSource(Source):
 
     resumable = True
 
+    plain_records = True  # builds records from plain values, or passes them on
     ports = (push_out("out"),)
     params = (Param("path", "str", doc="a JSON-lines file or a glob of them"),)
 
@@ -148,6 +149,7 @@ class CsvSource(Source):
 
     resumable = True
 
+    plain_records = True  # builds records from plain values, or passes them on
     ports = (push_out("out"),)
     params = (
         Param("path", "str", doc="a CSV file or a glob of them"),

@@ -107,6 +107,7 @@ class Lookup(Element):
     out, or an answer that is not a map goes to the dead letters with the error.
     """
 
+    plain_records = True  # builds records from plain values, or passes them on
     ports = (
         push_in("in"),
         push_out("out"),

@@ -49,6 +49,7 @@ class Director(Element):
     Bad input: a record without the key field goes to the dead letters.
     """
 
+    plain_records = True  # builds records from plain values, or passes them on
     ports = (push_in("in"), push_out("out"))
     params = (Param("key", "str", doc="field to partition on"),)
 
@@ -89,6 +90,7 @@ class Manager(Element):
     that is not positive stops the element at start.
     """
 
+    plain_records = True  # builds records from plain values, or passes them on
     ports = (push_in("in"), push_out("out"))
     params = (
         Param("key", "str", doc="time field, numeric seconds"),

@@ -42,6 +42,7 @@ class Generate(Source):
 
     resumable = True
 
+    plain_records = True  # builds records from plain values, or passes them on
     ports = (push_out("out", fields={"id": "int", "key": "str", "value": "float", "ts": "int"}),)
     params = (
         Param("count", "int|null", default=1000, doc="records to emit; null = endless"),

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 from datablox.element import Element, Record
 from datablox.elements._support import Rejects
 from datablox.elements.expr import Evaluator, compile_expr
-from datablox.errors import ExpressionError, ParameterError
-from datablox.ports import Param, push_in, push_out
+from datablox.errors import ElementClassError, ExpressionError, ParameterError
+from datablox.ports import Param, ParamProblem, push_in, push_out
+from datablox.registry import import_object
 
 __all__ = ["Filter", "Map"]
 
@@ -35,6 +35,12 @@ class Filter(Element):
     ports = (push_in("in"), push_out("out"))
     params = (Param("where", "str", doc="expression; records where it is true pass"),)
     cheap = True
+
+    @staticmethod
+    def check_params(params: dict[str, Any]) -> list[ParamProblem]:
+        """Parse ``where`` when the topology is checked, not only when the element starts."""
+        found = _expression_problem("Filter", "where", params["where"])
+        return [found] if found else []
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.where: Evaluator = compile_expr(params["where"])
@@ -65,27 +71,42 @@ def _error_text(exc: Exception) -> str:
 
 
 def _load_function(ref: str) -> Callable[[Record], Any]:
-    module_name, _, attr = ref.partition(":")
-    if not module_name or not attr:
-        raise ParameterError(
-            f"Map: fn {ref!r} is not a function reference", "fn", "write package.module:function"
-        )
     try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
+        obj = import_object(ref, ref, "function")
+    except ElementClassError as exc:
         raise ParameterError(
-            f"Map: cannot import module '{module_name}' for fn {ref!r}: {exc}",
+            f"Map: fn: {exc.message}",
             "fn",
-            "modules next to the .topo file are importable",
+            exc.hint or "modules next to the .topo file are importable",
         ) from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ParameterError(f"Map: module '{module_name}' has no '{attr}'", "fn")
-        obj = getattr(obj, part)
     if not callable(obj):
         raise ParameterError(f"Map: fn {ref!r} is not callable", "fn")
     fn: Callable[[Record], Any] = obj
     return fn
+
+
+def _expression_problem(
+    cls: str, param: str, source: Any, where: str | None = None
+) -> ParamProblem | None:
+    """Why ``source`` is not a valid expression, said for the checker; None when it is."""
+    try:
+        compile_expr(source)
+    except ExpressionError as exc:
+        # The checker shows the source line with its own caret; keep the headline only.
+        message = exc.message.split("\n")[0]
+        label = f"{param}.{where}" if where is not None else param
+        return ParamProblem(
+            param, f"parameter '{label}' of {cls}: {message}", exc.hint, where, exc.column
+        )
+    return None
+
+
+_NO_OPERATION = "Map needs at least one of: set, drop, fn"
+_NO_OPERATION_HINT = 'e.g. Map(set={"double": "value * 2"}) or Map(fn="mymodule:reshape")'
+
+
+def _quote_hint(source: Any) -> str:
+    return f'quote it: "{source}" — string literals inside need quotes too: "\'text\'"'
 
 
 class Map(Element):
@@ -122,13 +143,32 @@ class Map(Element):
     )
     cheap = True
 
+    @staticmethod
+    def check_params(params: dict[str, Any]) -> list[ParamProblem]:
+        """When the topology is checked: an operation is given and every expression parses."""
+        if params["fn"] is None and not params["set"] and not params["drop"]:
+            return [ParamProblem("set", _NO_OPERATION, _NO_OPERATION_HINT)]
+        problems = []
+        for field, source in (params["set"] or {}).items():
+            if not isinstance(source, str):
+                problems.append(
+                    ParamProblem(
+                        "set",
+                        f"parameter 'set.{field}' of Map must be an expression string, "
+                        f"got {source!r}",
+                        _quote_hint(source),
+                        field,
+                    )
+                )
+                continue
+            found = _expression_problem("Map", "set", source, field)
+            if found:
+                problems.append(found)
+        return problems
+
     def on_start(self, params: dict[str, Any]) -> None:
         if params["fn"] is None and not params["set"] and not params["drop"]:
-            raise ParameterError(
-                "Map needs at least one of: set, drop, fn",
-                "set",
-                'e.g. Map(set={"double": "value * 2"}) or Map(fn="mymodule:reshape")',
-            )
+            raise ParameterError(_NO_OPERATION, "set", _NO_OPERATION_HINT)
         self.fn = _load_function(params["fn"]) if params["fn"] else None
         self.set: list[tuple[str, Evaluator]] = []
         for field, source in (params["set"] or {}).items():
@@ -136,7 +176,7 @@ class Map(Element):
                 raise ParameterError(
                     f"Map: set.{field} must be an expression string, got {source!r}",
                     "set",
-                    f'quote it: "{source}" — string literals inside need quotes too: "\'text\'"',
+                    _quote_hint(source),
                 )
             try:
                 self.set.append((field, compile_expr(source)))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -54,22 +55,50 @@ class DisplayMode(StrEnum):
     quiet = "quiet"
 
 
+def _say(text: str) -> None:
+    """Write diagnostics as they are: never wrapped, so carets stay under their column."""
+    err.file.write(text + "\n")
+    err.file.flush()
+
+
 def _load(path: Path, overrides: list[str] | None) -> Any:
     from datablox import dsl
 
     result = dsl.load_any(str(path), list(overrides or []))
     warnings = result.rendered_warnings()
     if warnings:
-        err.print(warnings, highlight=False, markup=False)
+        _say(warnings)
     return result
 
 
-def _fail(exc: DatabloxError, code: int = 2) -> None:
+def _fail(exc: DatabloxError, code: int = 2) -> NoReturn:
     if isinstance(exc, TopologyError):
-        err.print(str(exc), highlight=False, markup=False)
+        _say(str(exc))
     else:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        _say(f"error: {exc}")
     raise typer.Exit(code)
+
+
+def _cannot_write(path: Path, exc: OSError, what: str, code: int) -> NoReturn:
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        reason = "a part of the path is a file, not a folder"
+    _say(f"error: cannot write {what} to '{path}': {reason}")
+    raise typer.Exit(code)
+
+
+def _writable(path: Path) -> OSError | None:
+    """Why ``path`` cannot be written (its folder made if missing), or None if it can."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return exc
+    if path.is_dir():
+        return IsADirectoryError(21, "it is a folder")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return PermissionError(13, "permission denied")
+    return None
 
 
 @app.command()
@@ -107,8 +136,11 @@ def compile_(
         _fail(exc)
     text = orjson.dumps(result.tradecraft, option=orjson.OPT_INDENT_2).decode() + "\n"
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            _cannot_write(output, exc, "the tradecraft JSON", 2)
     else:
         sys.stdout.write(text)
 
@@ -188,6 +220,11 @@ def run(
         get_codec(codec)
     except DatabloxError as exc:
         _fail(exc)
+    if summary_json:
+        # Found out before the run, not after it has done its work.
+        problem = _writable(summary_json)
+        if problem is not None:
+            _cannot_write(summary_json, problem, "the summary", 2)
     mode = display.value
     if mode == "auto":
         mode = "live" if err.is_terminal else "plain"
@@ -216,8 +253,11 @@ def run(
         _fail(exc, 1)
     print_summary(outcome, err, table=mode != "quiet")
     if summary_json:
-        summary_json.parent.mkdir(parents=True, exist_ok=True)
-        summary_json.write_bytes(orjson.dumps(outcome.summary(), option=orjson.OPT_INDENT_2))
+        try:
+            summary_json.parent.mkdir(parents=True, exist_ok=True)
+            summary_json.write_bytes(orjson.dumps(outcome.summary(), option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            _cannot_write(summary_json, exc, "the summary", outcome.exit_code or 1)
     raise typer.Exit(outcome.exit_code)
 
 
@@ -243,8 +283,10 @@ def describe(
 ) -> None:
     """Show an element class's documentation, ports and parameters."""
     from datablox.ports import REQUIRED
-    from datablox.registry import resolve
+    from datablox.registry import add_search_path, resolve
 
+    # A class in a module next to where the user stands, as a .topo file's folder is for run.
+    add_search_path(os.getcwd())
     try:
         cls = resolve(name)
     except DatabloxError as exc:

@@ -19,9 +19,11 @@ def _mb(n: int) -> str:
 
 
 def element_table(state: RunState, title: str | None = None, elapsed: float | None = None) -> Table:
-    """One row per element: throughput, backlog, busy %, restarts, errors.
+    """One row per element: throughput, backlog, busy/blocked/idle %, restarts, dead letters.
 
-    With ``elapsed`` (the final summary) rates are averages over the run.
+    Busy is time working, blocked is time waiting for room downstream, idle is
+    time waiting for input. With ``elapsed`` (the final summary) rates and
+    shares are averages over the run.
     """
     table = Table(title=title, title_justify="left", expand=False)
     for col, justify in (
@@ -33,8 +35,10 @@ def element_table(state: RunState, title: str | None = None, elapsed: float | No
         ("rec/s", "right"),
         ("backlog", "right"),
         ("busy", "right"),
+        ("blocked", "right"),
+        ("idle", "right"),
         ("restarts", "right"),
-        ("errors", "right"),
+        ("dead", "right"),
         ("rss", "right"),
         ("state", "left"),
     ):
@@ -59,9 +63,9 @@ def element_table(state: RunState, title: str | None = None, elapsed: float | No
             f"{view.records_out:,}",
             f"{rate:,.0f}",
             f"{state.backlog(view.name):,}",
-            f"{proc.busy * 100:.0f}%",
+            *(f"{share * 100:.0f}%" for share in view.shares(elapsed)),
             str(proc.restarts),
-            str(view.stats.get("errors", 0)),
+            f"{int(view.stats.get('dead', 0)):,}",
             _mb(proc.rss),
             shown,
         )

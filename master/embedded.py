@@ -23,6 +23,7 @@ def run_embedded(
     Master and care-taker still talk over their ZeroMQ control protocol, as
     they do across hosts.
     """
+    options.validate()
     zctx = zmq.Context()
     master = Master("tcp://127.0.0.1:*", zctx)
     caretaker = CareTaker(
@@ -32,7 +33,7 @@ def run_embedded(
     thread.start()
     try:
         master.wait_for_nodes(1, timeout=30)
-        return Run(master, tradecraft, options, display, interrupted, embedded=True).execute()
+        return Run(master, tradecraft, options, display, interrupted).execute()
     finally:
         try:
             master.send_node("local", {"op": "shutdown"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -14,7 +15,7 @@ import zmq
 from datablox import control
 from datablox.errors import RunError
 from datablox.master.planner import FusionMode, NodeInfo, Plan, plan
-from datablox.master.state import RunState
+from datablox.master.state import Command, RunState
 from datablox.registry import add_search_path, resolve
 
 #: Seconds to wait for a process's last report after the care-taker saw it exit.
@@ -42,6 +43,31 @@ class RunOptions:
     run_dir: Path | None = None
     startup_timeout: float = 60.0
 
+    def __post_init__(self) -> None:
+        if self.run_dir is not None and not isinstance(self.run_dir, Path):
+            self.run_dir = Path(self.run_dir)
+
+    def validate(self) -> None:
+        """Raise RunError naming the first option out of range (before anything starts)."""
+        whole = {"batch_size": 1, "hwm": 1, "max_restarts": 0}
+        if self.slots is not None:
+            whole["slots"] = 1
+        for name, least in whole.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise RunError(
+                    f"--{name.replace('_', '-')} must be a whole number of at least {least}, "
+                    f"got {value!r}"
+                )
+        for name, positive in (("flush_ms", False), ("startup_timeout", True)):
+            value = getattr(self, name)
+            ok = isinstance(value, int | float) and math.isfinite(value) and value >= 0
+            if not ok or (positive and value == 0):
+                need = "more than 0" if positive else "0 or more"
+                raise RunError(f"--{name.replace('_', '-')} must be {need}, got {value!r}")
+        if self.fusion not in ("auto", "off", "max"):
+            raise RunError(f"--fusion must be auto, off or max, got {self.fusion!r}")
+
 
 @dataclass
 class RunResult:
@@ -67,6 +93,7 @@ class RunResult:
             "elements": {
                 name: {
                     **view.stats,
+                    **dict(zip(("busy", "blocked", "idle"), view.shares(self.elapsed))),
                     "class": view.cls,
                     "process": view.process,
                     "node": view.node,
@@ -150,7 +177,6 @@ class Run:
         options: RunOptions,
         display: Display,
         interrupted: Callable[[], int],
-        embedded: bool,
     ) -> None:
         self.master = master
         self.options = options
@@ -159,8 +185,9 @@ class Run:
         nodes = list(master.nodes.values())
         if options.slots:
             nodes = [NodeInfo(n.name, options.slots) for n in nodes]
+        # one embedded care-taker runs everything until many nodes are supported
         self.plan: Plan = plan(
-            tradecraft, nodes, options.fusion, cheap_classes(tradecraft), embedded
+            tradecraft, nodes, options.fusion, cheap_classes(tradecraft), embedded=True
         )
         self.state = RunState(tradecraft, self.plan)
         run_id = (
@@ -168,11 +195,38 @@ class Run:
             f"{uuid.uuid4().hex[:4]}"
         )
         self.run_dir = (options.run_dir or Path(".datablox") / "runs" / run_id).resolve()
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".writable"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise RunError(
+                f"cannot use {self.run_dir} as the run folder: {exc.strerror or exc}",
+                "pass --run-dir with a folder you can write to",
+            ) from None
         self.run_id = run_id
         self.phase = "starting"
         self.go_at: float | None = None
         self.kill_sent = False
         self.reports_due: float | None = None
+        #: processes whose start failure they reported themselves
+        self.failed_to_start: set[str] = set()
+        self.dispatcher = control.Dispatcher(
+            {
+                "hello": self._on_hello,
+                "ready": self._on_ready,
+                "started": self._on_started,
+                "failed": self._on_failed,
+                "load": self._on_load,
+                "finished": self._on_finished,
+                "log": self._on_log,
+                "element_finished": self._on_element_finished,
+                "restarted": self._on_restarted,
+                "exited": self._on_exited,
+            },
+            "the master",
+        )
 
     def notices(self) -> list[str]:
         """What the user should know before the data flows."""
@@ -200,7 +254,13 @@ class Run:
         by_node: dict[str, list[dict[str, Any]]] = {}
         for proc in self.plan.processes:
             spec = self.state.spec_for(proc.name)
-            spec.update(batch_size=o.batch_size, flush_ms=o.flush_ms, hwm=o.hwm, codec=o.codec)
+            spec.update(
+                batch_size=o.batch_size,
+                flush_ms=o.flush_ms,
+                hwm=o.hwm,
+                codec=o.codec,
+                startup_timeout=o.startup_timeout,
+            )
             by_node.setdefault(proc.node, []).append(spec)
         for node, specs in by_node.items():
             self.master.send_node(
@@ -247,66 +307,93 @@ class Run:
         )
         return True
 
+    # ---- control messages from care-takers and element processes ---------------
     def handle(self, msg: dict[str, Any]) -> None:
-        op, st = msg["op"], self.state
-        process = msg.get("process", "")
-        commands: list[tuple[str, dict[str, Any]]] = []
-        if op == "ready":
-            st.on_ready(process, msg.get("endpoints", {}), msg.get("pid"))
-            if self.phase == "starting" and st.all_ready():
-                for name in st.processes:
-                    self.to_process(name, st.wire_message(name))
-            elif self.phase != "starting":
-                self.to_process(process, st.wire_message(process))
-        elif op == "started":
-            st.processes[process].started = True
-            if self.phase == "starting" and st.all_started():
-                self.phase = "running"
-                self.go_at = time.monotonic()
-                for name, proc in st.processes.items():
-                    if not proc.exited:
-                        self.to_process(name, {"op": "go"})
-            elif self.phase != "starting":
-                self.to_process(process, {"op": "go"})
-                if st.stopping:
-                    self.to_process(process, {"op": "stop"})
-        elif op == "failed":
-            who = msg.get("element")
-            who = f"element '{who}'" if who and who != "*" else f"process {process}"
-            if msg.get("stage") == "run":
-                # the rest of the topology goes on; the process's exit ends its connections
-                elements = ", ".join(st.processes[process].elements)
-                st.problems.append(f"{who} ({elements}) stopped: {msg['error']}")
-            else:
-                st.problems.append(f"{who} could not start: {msg['error']}")
-                self.kill()
-        elif op == "load":
-            st.on_load(process, msg, time.monotonic())
-        elif op == "finished":
-            st.on_final_report(process, msg, time.monotonic())
-        elif op == "log":
-            self.display.log(f"{msg.get('element')}: {msg.get('message')}")
-        elif op == "element_finished":
-            commands = st.on_element_finished(
-                msg["element"], msg.get("failed"), msg.get("stats", {})
-            )
-        elif op == "restarted":
-            st.on_restart(process, int(msg["restarts"]), int(msg["code"]))
-            self.display.log(
-                f"process {process} ({', '.join(st.processes[process].elements)}) "
-                f"died with exit code {msg['code']}; restarted "
-                f"({msg['restarts']}/{self.options.max_restarts})"
-            )
-        elif op == "exited":
-            st.processes[process].restarts = int(msg.get("restarts", 0))
-            commands = st.on_exit(process, msg["kind"], int(msg["code"]), msg.get("log", ""))
-            if msg["kind"] not in ("finished", "killed"):
-                self.display.log(
-                    f"process {process} {msg['kind'].replace('_', ' ')} (exit code {msg['code']})"
-                )
+        commands = self.dispatcher.dispatch(msg, msg.get("process", "")) or []
         for target, command in commands:
-            if not st.processes[target].exited:
+            if not self.state.processes[target].exited:
                 self.to_process(target, command)
+
+    def _on_hello(self, msg: dict[str, Any], process: str) -> None:
+        """A care-taker (re)connected; the master has recorded it."""
+
+    def _on_ready(self, msg: dict[str, Any], process: str) -> None:
+        st = self.state
+        st.on_ready(process, msg.get("endpoints", {}), msg.get("pid"))
+        if self.phase == "starting" and st.all_ready():
+            for name in st.processes:
+                self.to_process(name, st.wire_message(name))
+        elif self.phase != "starting":
+            self.to_process(process, st.wire_message(process))
+
+    def _on_started(self, msg: dict[str, Any], process: str) -> None:
+        st = self.state
+        st.processes[process].started = True
+        if self.phase == "starting" and st.all_started():
+            self.phase = "running"
+            self.go_at = time.monotonic()
+            for name, proc in st.processes.items():
+                if not proc.exited:
+                    self.to_process(name, {"op": "go"})
+        elif self.phase != "starting":
+            self.to_process(process, {"op": "go"})
+            if st.stopping:
+                self.to_process(process, {"op": "stop"})
+
+    def _on_failed(self, msg: dict[str, Any], process: str) -> None:
+        st = self.state
+        who = msg.get("element")
+        who = f"element '{who}'" if who and who != "*" else f"process {process}"
+        if msg.get("stage") == "run":
+            # the rest of the topology goes on; the process's exit ends its connections
+            elements = ", ".join(st.processes[process].elements)
+            st.problems.append(f"{who} ({elements}) stopped: {msg['error']}")
+        else:
+            st.problems.append(f"{who} could not start: {msg['error']}")
+            self.failed_to_start.add(process)
+            self.kill()
+
+    def _on_load(self, msg: dict[str, Any], process: str) -> None:
+        self.state.on_load(process, msg, time.monotonic())
+
+    def _on_finished(self, msg: dict[str, Any], process: str) -> None:
+        self.state.on_final_report(process, msg, time.monotonic())
+
+    def _on_log(self, msg: dict[str, Any], process: str) -> None:
+        self.display.log(f"{msg.get('element')}: {msg.get('message')}")
+
+    def _on_element_finished(self, msg: dict[str, Any], process: str) -> list[Command]:
+        return self.state.on_element_finished(
+            msg["element"], msg.get("failed"), msg.get("stats", {})
+        )
+
+    def _on_restarted(self, msg: dict[str, Any], process: str) -> None:
+        st = self.state
+        st.on_restart(process, int(msg["restarts"]), int(msg["code"]))
+        self.display.log(
+            f"process {process} ({', '.join(st.processes[process].elements)}) "
+            f"died with exit code {msg['code']}; restarted "
+            f"({msg['restarts']}/{self.options.max_restarts})"
+        )
+
+    def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
+        st = self.state
+        kind, code = msg["kind"], int(msg["code"])
+        st.processes[process].restarts = int(msg.get("restarts", 0))
+        commands = st.on_exit(process, kind, code, msg.get("log", ""))
+        if kind not in ("finished", "killed"):
+            self.display.log(f"process {process} {kind.replace('_', ' ')} (exit code {code})")
+        if self.phase == "starting" and kind != "killed":
+            # the topology cannot start without it: fail now, not at the timeout
+            if process not in self.failed_to_start and kind == "start_failed":
+                elements = ", ".join(f"'{e}'" for e in st.processes[process].elements)
+                tail = msg.get("log", "").strip()
+                st.problems.append(
+                    f"element {elements} could not start: its process ended with exit code "
+                    f"{code} during start-up" + (f"; its log ends:\n{tail}" if tail else "")
+                )
+            self.kill()
+        return commands
 
     def execute(self) -> RunResult:
         started = time.monotonic()

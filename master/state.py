@@ -34,6 +34,16 @@ class ElementView:
     def records_in(self) -> int:
         return int(self.stats.get("in", 0))
 
+    def shares(self, elapsed: float | None = None) -> tuple[float, float, float]:
+        """(busy, blocked, idle) fractions: the last second's, or the run's over ``elapsed``."""
+        if elapsed:
+            busy = min(1.0, float(self.stats.get("busy_seconds", 0.0)) / elapsed)
+            blocked = min(1.0 - busy, float(self.stats.get("blocked_seconds", 0.0)) / elapsed)
+            return busy, blocked, max(0.0, 1.0 - busy - blocked)
+        busy = float(self.stats.get("busy", 0.0))
+        blocked = float(self.stats.get("blocked", 0.0))
+        return busy, blocked, float(self.stats.get("idle", max(0.0, 1.0 - busy - blocked)))
+
     @property
     def records_out(self) -> int:
         return int(self.stats.get("out", 0))
@@ -52,11 +62,9 @@ class ProcessView:
     #: the process's last report ("finished") arrived; it may come after its exit
     reported: bool = False
     restarts: int = 0
-    busy: float = 0.0
     cpu: float = 0.0
     rss: int = 0
     peak_rss: int = 0
-    blocked: float = 0.0
     pid: int | None = None
 
 
@@ -147,14 +155,15 @@ class RunState:
     # ---- running -----------------------------------------------------------
     def on_load(self, process: str, msg: Mapping[str, Any], now: float) -> None:
         proc = self.processes[process]
-        proc.busy = float(msg.get("busy", proc.busy))
-        proc.blocked = float(msg.get("blocked", 0.0))
         for key in ("cpu", "rss", "peak_rss"):
             if key in msg:
                 setattr(proc, key, msg[key])
         for name, stats in msg.get("elements", {}).items():
             view = self.elements[name]
-            view.stats = dict(stats)
+            shares: dict[str, Any] = {
+                k: view.stats[k] for k in ("busy", "blocked", "idle") if k in view.stats
+            }
+            view.stats = {**shares, **stats}
             count = max(view.records_in, view.records_out)
             if view.last_at is not None and now > view.last_at:
                 view.rate = (count - view.last_count) / (now - view.last_at)

@@ -75,7 +75,7 @@ class Cluster:
         options.setdefault("run_dir", self.tmp / f"run-{time.monotonic_ns()}")
         tradecraft = {**tradecraft, "search_path": [str(TESTS), *tradecraft.get("search_path", [])]}
         return Run(
-            self.master, tradecraft, RunOptions(**options), QuietDisplay(), lambda: 0, embedded=True
+            self.master, tradecraft, RunOptions(**options), QuietDisplay(), lambda: 0
         ).execute()
 
 

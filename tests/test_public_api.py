@@ -22,6 +22,7 @@ PUBLIC_API = [
     "DatabloxError",
     "Element",
     "ElementClassError",
+    "ElementError",
     "ExpressionError",
     "Param",
     "ParameterError",

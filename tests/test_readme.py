@@ -60,7 +60,13 @@ def test_the_tutorial_error_example_is_what_check_prints(tmp_path: Path) -> None
     topo = tmp_path / "hello.topo"
     topo.write_text(topo.read_text().replace("Filter(where", "Fliter(where"))
     done = subprocess.run(
-        [sys.executable, "-c", "from datablox.master.cli import main; main()", "check", "hello.topo"],
+        [
+            sys.executable,
+            "-c",
+            "from datablox.master.cli import main; main()",
+            "check",
+            "hello.topo",
+        ],
         cwd=tmp_path,
         env=_env(),
         capture_output=True,

@@ -165,7 +165,7 @@ def test_backpressure_blocks_the_sender_and_loses_nothing(cluster: Cluster, tmp_
     assert result.exit_code == 0
     assert len(lines(out)) == 20000
     assert result.state.lost() == []
-    assert result.state.processes[result.state.process_of["src"]].blocked > 0
+    assert result.summary()["elements"]["src"]["blocked_seconds"] > 0
 
 
 def test_fan_in_finishes_after_every_sender_ended(cluster: Cluster, tmp_path: Path) -> None:

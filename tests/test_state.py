@@ -171,28 +171,24 @@ def test_load_reports_update_figures_and_rates() -> None:
     st.on_load(
         "p2-sink",
         {
-            "busy": 0.5,
-            "blocked": 0.25,
             "cpu": 40.0,
             "rss": 1000,
             "peak_rss": 2000,
-            "elements": {"sink": {"in": 100, "dead": 1}},
+            "elements": {
+                "sink": {"in": 100, "dead": 1, "busy": 0.5, "blocked": 0.25, "idle": 0.25}
+            },
             "recv": {"1": 60, "3": 40},
         },
         now=10.0,
     )
     proc, view = st.processes["p2-sink"], st.elements["sink"]
-    assert (proc.busy, proc.blocked, proc.cpu, proc.rss, proc.peak_rss) == (
-        0.5,
-        0.25,
-        40.0,
-        1000,
-        2000,
-    )
+    assert (proc.cpu, proc.rss, proc.peak_rss) == (40.0, 1000, 2000)
+    assert view.shares() == (0.5, 0.25, 0.25)
     assert view.records_in == 100 and view.stats["dead"] == 1
     assert view.rate == 0.0
     st.on_load("p2-sink", {"elements": {"sink": {"in": 300}}}, now=12.0)
     assert view.rate == 100.0
+    assert view.shares() == (0.5, 0.25, 0.25), "a final report without shares keeps the last"
     assert st.recv == {1: 60, 3: 40}
 
 

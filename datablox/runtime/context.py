@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from datablox.errors import DatabloxError
+from datablox.errors import ElementError
 
 
 class Link(Protocol):
@@ -32,14 +32,30 @@ class DeadLetters(Protocol):
 
 
 class OutPort:
-    """The links of one push out-port and the count of records emitted on it."""
+    """The links of one push out-port and the count of records emitted on it.
 
-    __slots__ = ("emitted", "links", "name")
+    Emitted records collect in ``pending`` and go to every link in one
+    ``extend`` (``flush``): per record, an emit costs one list append whatever
+    the number of links. The runtime flushes after each hook call and when
+    ``batch_size`` records are pending.
+    """
 
-    def __init__(self, name: str, links: list[Link]) -> None:
+    __slots__ = ("batch_size", "emitted", "links", "name", "pending")
+
+    def __init__(self, name: str, links: list[Link], batch_size: int = 1024) -> None:
         self.name = name
         self.links = links
+        self.batch_size = batch_size
+        self.pending: list[Any] = []
         self.emitted = 0
+
+    def flush(self) -> None:
+        pending = self.pending
+        if pending:
+            self.pending = []
+            self.emitted += len(pending)
+            for link in self.links:
+                link.extend(pending)
 
 
 class ElementContext:
@@ -67,32 +83,44 @@ class ElementContext:
             return self.outputs[port]
         except KeyError:
             known = ", ".join(self.outputs) or "none"
-            raise DatabloxError(
+            raise ElementError(
                 f"element '{self.element}' emitted on '{port}', which is not one of its "
                 f"push out-ports ({known})"
             ) from None
 
     def emit(self, port: str, record: Any) -> None:
-        out = self._out(port)
-        out.emitted += 1
-        for link in out.links:
-            link.append(record)
+        try:
+            out = self.outputs[port]
+        except KeyError:
+            self._out(port)
+            raise
+        pending = out.pending
+        pending.append(record)
+        if len(pending) >= out.batch_size:
+            out.flush()
 
     def emit_many(self, port: str, records: list[Any]) -> None:
         out = self._out(port)
-        out.emitted += len(records)
-        for link in out.links:
-            link.extend(records)
+        out.pending.extend(records)
+        if len(out.pending) >= out.batch_size:
+            out.flush()
+
+    def flush(self) -> None:
+        """Hand every pending record to its links."""
+        for out in self.outputs.values():
+            if out.pending:
+                out.flush()
 
     def emit_to(self, port: str, index: int, record: Any) -> None:
         out = self._out(port)
         try:
             link = out.links[index]
         except IndexError:
-            raise DatabloxError(
+            raise ElementError(
                 f"element '{self.element}' emitted to connection {index} of '{port}', "
                 f"which has {len(out.links)} connection(s)"
             ) from None
+        out.flush()  # what was emitted before goes first
         out.emitted += 1
         link.append(record)
 
@@ -104,7 +132,7 @@ class ElementContext:
             asker = self.askers[port]
         except KeyError:
             known = ", ".join(self.askers) or "none"
-            raise DatabloxError(
+            raise ElementError(
                 f"element '{self.element}' asked on '{port}', which is not a connected "
                 f"query out-port ({known})"
             ) from None

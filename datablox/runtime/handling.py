@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import reprlib
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -11,11 +13,14 @@ from typing import Any
 import orjson
 
 from datablox.element import Element
-from datablox.errors import DatabloxError
+from datablox.errors import ElementError
+from datablox.runtime.clock import Account, Clock
 from datablox.runtime.context import ElementContext
 
 #: Errors logged in full per element before only every 1000th is logged.
 LOUD_ERRORS = 10
+#: Nesting shown in a dead letter before the rest is cut to text.
+MAX_SHOWN_DEPTH = 100
 
 
 def error_text(exc: BaseException) -> str:
@@ -26,6 +31,58 @@ def error_text(exc: BaseException) -> str:
         last = frames[-1]
         where = f" (at {os.path.basename(last.filename)}:{last.lineno} in {last.name})"
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def loud(count: int) -> str | None:
+    """Whether the ``count``-th error of one element is logged: the suffix to log it with.
+
+    The first :data:`LOUD_ERRORS` are logged in full, then every 1000th, so one
+    broken input cannot flood the run log; ``None`` means stay quiet.
+    """
+    if count <= LOUD_ERRORS:
+        return ""
+    if count % 1000 == 0:
+        return f" ({count} errors so far)"
+    return None
+
+
+def _shown(value: Any, depth: int = 0) -> Any:
+    """``value`` made JSON-safe for a dead letter: what cannot be written is shown as text."""
+    if depth > MAX_SHOWN_DEPTH:
+        return reprlib.repr(value)
+    if isinstance(value, dict):
+        return {
+            k if isinstance(k, str) else repr(k): _shown(v, depth + 1) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_shown(v, depth + 1) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    return reprlib.repr(value)
+
+
+def dead_letter_line(entry: dict[str, Any]) -> bytes:
+    """One JSON line for a dead letter; never fails, whatever the record holds."""
+    try:
+        return orjson.dumps(entry, option=orjson.OPT_NON_STR_KEYS, default=repr) + b"\n"
+    except (TypeError, ValueError, RecursionError):
+        pass
+    record = entry.get("record")
+    try:
+        shown = _shown(record)
+        note = "record shown with values JSON cannot hold as text"
+        line = orjson.dumps({**entry, "record": shown, "record_note": note})
+    except Exception:
+        try:
+            text = reprlib.repr(record)
+        except Exception:
+            text = f"<a {type(record).__name__} that cannot be shown>"
+        line = orjson.dumps({**entry, "record": text, "record_note": "record shown as text"})
+    return line + b"\n"
 
 
 class DeadLetterFile:
@@ -45,7 +102,7 @@ class DeadLetterFile:
             self._files[element] = fh
             self.paths[element] = str(path)
         entry = {"element": element, "error": error, **context, "record": record}
-        fh.write(orjson.dumps(entry, default=repr) + b"\n")
+        fh.write(dead_letter_line(entry))
         fh.flush()
 
     def close(self) -> None:
@@ -65,15 +122,25 @@ class MemoryDeadLetters:
 
 
 class Handler:
-    """Delivers batches and queries to one element, isolating per-record failures."""
+    """Delivers batches and queries to one element, isolating per-record failures.
+
+    Time spent in the element's hooks is charged to ``work`` on ``clock``.
+    """
 
     def __init__(
-        self, element: Element, ctx: ElementContext, log: Callable[[str, str], None]
+        self,
+        element: Element,
+        ctx: ElementContext,
+        log: Callable[[str, str], None],
+        clock: Clock | None = None,
     ) -> None:
         self.element = element
         self.ctx = ctx
         self._log = log
         self._per_record = type(element).on_batch is Element.on_batch
+        self.clock = clock or Clock()
+        self.blocked = Account()
+        self.work = Account(self.blocked)
         self.errors = 0
         self.received = 0
 
@@ -83,8 +150,8 @@ class Handler:
     def reject(self, port: str, record: Any, text: str) -> None:
         """Log (rate-limited) and dead-letter one record that failed on ``port``."""
         self.errors += 1
-        if self.errors <= LOUD_ERRORS or self.errors % 1000 == 0:
-            suffix = "" if self.errors <= LOUD_ERRORS else f" ({self.errors} errors so far)"
+        suffix = loud(self.errors)
+        if suffix is not None:
             self._log(
                 self.element.name,
                 f"error on port '{port}': {text}; record sent to dead letters{suffix}",
@@ -94,29 +161,42 @@ class Handler:
     def batch(self, port: str, records: list[Any]) -> None:
         self.received += len(records)
         element = self.element
-        if self._per_record:
-            on_record = element.on_record
-            for record in records:
+        clock = self.clock
+        previous = clock.enter(self.work)
+        try:
+            if self._per_record:
+                on_record = element.on_record
+                for record in records:
+                    try:
+                        on_record(port, record)
+                    except ElementError:
+                        raise
+                    except Exception as exc:
+                        self._failed(port, record, exc)
+            else:
                 try:
-                    on_record(port, record)
-                except DatabloxError:
+                    element.on_batch(port, records)
+                except ElementError:
                     raise
                 except Exception as exc:
-                    self._failed(port, record, exc)
-        else:
-            try:
-                element.on_batch(port, records)
-            except DatabloxError:
-                raise
-            except Exception as exc:
-                for record in records:
-                    self._failed(port, record, exc)
+                    for record in records:
+                        self._failed(port, record, exc)
+            self.ctx.flush()
+        finally:
+            clock.leave(previous)
 
     def query(self, port: str, request: Any) -> tuple[bool, Any]:
         """(ok, answer-or-error-text) for one query."""
+        previous = self.clock.enter(self.work)
         try:
-            return True, self.element.on_query(port, request)
+            answer = self.element.on_query(port, request)
+            self.ctx.flush()
+            return True, answer
+        except ElementError:
+            raise
         except Exception as exc:
             text = error_text(exc)
             self._log(self.element.name, f"error answering query on port '{port}': {text}")
             return False, text
+        finally:
+            self.clock.leave(previous)

@@ -13,9 +13,61 @@ import zmq
 from datablox import frames
 from datablox.codec import Codec
 from datablox.errors import QueryError, QueryTimeout
+from datablox.runtime.clock import Account, Clock
 
-#: Called while a send is blocked by backpressure; returns False to abandon waiting.
+#: Called while a send is blocked by backpressure (the process keeps serving).
 BlockedHook = Callable[[], None]
+#: Waits until a socket is readable (True) or ``seconds`` pass (False; None: no limit),
+#: serving the rest of the process meanwhile.
+WaitHook = Callable[[Any, "float | None"], bool]
+#: Errors a codec raises for a value it cannot carry.
+#: How long a blocked send waits for room before serving queries and control again.
+BLOCKED_POLL_MS = 5
+REFUSALS = (TypeError, ValueError, OverflowError, RecursionError)
+
+
+class BatchEncoder:
+    """Encodes batches with a codec; a record the codec refuses goes to ``on_bad`` alone.
+
+    The one place where the codec's rule for values it cannot carry is applied,
+    for batches sent over sockets and for batches handed to a fused neighbour
+    alike, so a record meets the same fate in every fusion mode.
+    """
+
+    __slots__ = ("codec", "on_bad")
+
+    def __init__(self, codec: Codec, on_bad: Callable[[Any, str], None]) -> None:
+        self.codec = codec
+        self.on_bad = on_bad
+
+    def encode(self, records: list[Any]) -> tuple[bytes, int]:
+        """The payload and how many records it holds (0: every record was refused)."""
+        try:
+            return self.codec.encode(records), len(records)
+        except REFUSALS:
+            pass
+        good = []
+        for record in records:
+            try:
+                self.codec.encode([record])
+            except REFUSALS as exc:
+                self.on_bad(record, refusal_text(self.codec, exc))
+            else:
+                good.append(record)
+        if not good:
+            return b"", 0
+        return self.codec.encode(good), len(good)
+
+    def reencode(self, records: list[Any]) -> list[Any]:
+        """The records as a receiver over a socket would get them (refused ones dead-lettered)."""
+        payload, n = self.encode(records)
+        return self.codec.decode(payload) if n else []
+
+
+def refusal_text(codec: Codec, exc: BaseException) -> str:
+    """The dead-letter reason for a record ``codec`` cannot carry."""
+    detail = str(exc) or type(exc).__name__
+    return f"CodecError: the record cannot be encoded with {codec.name} ({detail}); {codec.rule}"
 
 
 class RemoteLink:
@@ -29,8 +81,9 @@ class RemoteLink:
     """
 
     __slots__ = (
+        "_clock",
         "_codec",
-        "_on_bad",
+        "_encoder",
         "_on_blocked",
         "abandoned",
         "batch_size",
@@ -39,6 +92,7 @@ class RemoteLink:
         "conn_id",
         "describe",
         "first_at",
+        "owner",
         "sender_id",
         "sent",
         "seq",
@@ -55,14 +109,19 @@ class RemoteLink:
         on_blocked: BlockedHook,
         describe: str,
         on_bad: Callable[[Any, str], None],
+        clock: Clock,
+        owner: Account | None = None,
     ) -> None:
         self.sock = sock
+        self._clock = clock
+        #: the sending element's work account (batches flushed by the loop are its work)
+        self.owner = owner
         self.sender_id = sender_id
         self.conn_id = conn_id
         self._codec = codec
+        self._encoder = BatchEncoder(codec, on_bad)
         self.batch_size = batch_size
         self._on_blocked = on_blocked
-        self._on_bad = on_bad
         self.describe = describe
         self.buf: list[Any] = []
         self.first_at = 0.0
@@ -91,36 +150,15 @@ class RemoteLink:
         if not buf:
             return
         self.buf = []
-        try:
-            payload = self._codec.encode(buf)
-        except (TypeError, ValueError, OverflowError):
-            buf = self._encodable(buf)
-            if not buf:
-                return
-            payload = self._codec.encode(buf)
+        payload, n = self._encoder.encode(buf)
+        if not n:
+            return
         header = frames.pack_header(
-            frames.DATA, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, len(buf)
+            frames.DATA, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, n
         )
         self._send([header, payload])
         self.seq += 1
-        self.sent += len(buf)
-
-    def _encodable(self, records: list[Any]) -> list[Any]:
-        """The records that encode; each one that does not goes to ``on_bad``."""
-        good = []
-        for record in records:
-            try:
-                self._codec.encode([record])
-            except (TypeError, ValueError, OverflowError) as exc:
-                self._on_bad(
-                    record,
-                    f"CodecError: the record cannot be encoded with {self._codec.name} ({exc}); "
-                    "records must be JSON-like: maps with string keys, lists, strings, "
-                    "numbers, booleans and null",
-                )
-            else:
-                good.append(record)
-        return good
+        self.sent += n
 
     def _send(self, parts: list[bytes]) -> None:
         try:
@@ -129,19 +167,23 @@ class RemoteLink:
         except zmq.Again:
             pass
         started = time.monotonic()
+        previous = self._clock.block()
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLOUT)
-        while True:
-            if poller.poll(100):
-                try:
-                    self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+        try:
+            while True:
+                if poller.poll(BLOCKED_POLL_MS):
+                    try:
+                        self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+                        break
+                    except zmq.Again:
+                        continue
+                self._on_blocked()
+                if self.abandoned:
                     break
-                except zmq.Again:
-                    continue
-            self._on_blocked()
-            if self.abandoned:
-                break
-        self.blocked_seconds += time.monotonic() - started
+        finally:
+            self._clock.leave(previous)
+            self.blocked_seconds += time.monotonic() - started
 
     def due(self, now: float, interval: float) -> bool:
         return bool(self.buf) and now - self.first_at >= interval
@@ -160,6 +202,7 @@ class DroppingLink:
 
     __slots__ = ("conn_id", "dropped", "sent")
     buf: tuple[()] = ()
+    owner = None
 
     def __init__(self, conn_id: int, sent: int, dropped: int) -> None:
         self.conn_id = conn_id
@@ -182,20 +225,44 @@ class DroppingLink:
 class LocalLink:
     """A push connection to an element fused into the same process: direct calls.
 
-    With ``copy`` set (its out-port fans out), the receiver gets its own deep
-    copy, so that every element owns the records it receives, as it does when
-    they arrive over a socket.
+    Each batch is encoded and decoded with the run's codec on the way, exactly
+    as over a socket, so the receiver gets its own copy and a record the codec
+    would convert or refuse is converted or dead-lettered as it would be
+    between separate processes. The copy is skipped only when nothing could
+    differ: the out-port does not fan out and the sending element declares
+    ``plain_records`` (it emits only values every codec carries unchanged).
     """
 
-    __slots__ = ("batch_size", "buf", "conn_id", "copy", "deliver", "sent")
+    __slots__ = (
+        "batch_size",
+        "buf",
+        "conn_id",
+        "deliver",
+        "encoder",
+        "fans_out",
+        "owner",
+        "sender",
+        "sent",
+    )
 
-    def __init__(self, conn_id: int, deliver: Callable[[list[Any]], None], batch_size: int) -> None:
+    def __init__(
+        self,
+        conn_id: int,
+        deliver: Callable[[list[Any]], None],
+        batch_size: int,
+        encoder: BatchEncoder,
+        sender: Any,
+        owner: Account | None = None,
+    ) -> None:
         self.conn_id = conn_id
         self.deliver = deliver
         self.batch_size = batch_size
+        self.encoder = encoder
+        self.sender = sender
+        self.owner = owner
+        self.fans_out = False
         self.buf: list[Any] = []
         self.sent = 0
-        self.copy = False
 
     def append(self, record: Any) -> None:
         buf = self.buf
@@ -212,8 +279,12 @@ class LocalLink:
         buf = self.buf
         if buf:
             self.buf = []
+            if self.fans_out or not self.sender.plain_records:
+                buf = self.encoder.reencode(buf)
+                if not buf:
+                    return
             self.sent += len(buf)
-            self.deliver(orjson.loads(orjson.dumps(buf)) if self.copy else buf)
+            self.deliver(buf)
 
     def due(self, now: float, interval: float) -> bool:
         return bool(self.buf)
@@ -239,9 +310,15 @@ class RemoteAsker:
     answers may arrive in any order.
     """
 
-    def __init__(self, sock: zmq.Socket, describe: str) -> None:  # type: ignore[type-arg]
+    def __init__(
+        self,
+        sock: zmq.Socket,  # type: ignore[type-arg]
+        describe: str,
+        wait_readable: WaitHook,
+    ) -> None:
         self.sock = sock
         self.describe = describe
+        self._wait_readable = wait_readable
         self._ids = itertools.count(1)
         self._answers: dict[bytes, Any] = {}
         self._waiting: set[bytes] = set()
@@ -250,27 +327,25 @@ class RemoteAsker:
     def ask_async(self, request: Any) -> Pending:
         corr = next(self._ids).to_bytes(8, "big")
         self._waiting.add(corr)
-        self.sock.send_multipart([corr, orjson.dumps(request, option=orjson.OPT_NON_STR_KEYS)])
+        self.sock.send_multipart([corr, encode_query(request)])
         self.asked += 1
         return Pending(self, corr)
 
     def wait(self, corr: bytes, timeout: float | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
         while corr not in self._answers:
-            wait_ms = (
-                None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            )
-            if not self.sock.poll(wait_ms):
+            left = None if deadline is None else deadline - time.monotonic()
+            if not self._wait_readable(self.sock, left):
                 self._waiting.discard(corr)
                 raise QueryTimeout(f"{self.describe}: no answer within {timeout} s")
             got_corr, payload = self.sock.recv_multipart()
             if got_corr in self._waiting:
-                self._answers[got_corr] = orjson.loads(payload)
+                self._answers[got_corr] = decode_query(payload)
         self._waiting.discard(corr)
-        answer = self._answers.pop(corr)
-        if answer.get("ok"):
-            return answer.get("value")
-        raise QueryError(f"{self.describe}: the answering element failed: {answer.get('error')}")
+        ok, value = self._answers.pop(corr)
+        if ok:
+            return value
+        raise QueryError(f"{self.describe}: the answering element failed: {value}")
 
 
 class _Done:
@@ -287,7 +362,11 @@ class _Done:
 
 
 class LocalAsker:
-    """The asking side of a query port whose answerer is fused into the same process."""
+    """The asking side of a query port whose answerer is fused into the same process.
+
+    Requests and answers go through the query encoding as over a socket, so a
+    fused asker sees what a remote one would.
+    """
 
     def __init__(self, answer: Callable[[Any], tuple[bool, Any]], describe: str) -> None:
         self._answer = answer
@@ -295,8 +374,27 @@ class LocalAsker:
         self.asked = 0
 
     def ask_async(self, request: Any) -> _Done:
+        request = decode_query(encode_query(request))
         self.asked += 1
-        ok, value = self._answer(request)
+        ok, value = decode_query(encode_reply(self._answer(request)))
         if ok:
             return _Done(value, None)
         return _Done(None, f"{self.describe}: the answering element failed: {value}")
+
+
+def encode_query(request: Any) -> bytes:
+    """A query request on the wire (JSON; a request it cannot hold raises TypeError)."""
+    return orjson.dumps(request, option=orjson.OPT_NON_STR_KEYS)
+
+
+def decode_query(payload: bytes) -> Any:
+    return orjson.loads(payload)
+
+
+def encode_reply(result: tuple[bool, Any]) -> bytes:
+    """``(ok, answer-or-error)`` on the wire; an answer JSON cannot hold becomes an error."""
+    ok, value = result
+    try:
+        return orjson.dumps([ok, value], option=orjson.OPT_NON_STR_KEYS)
+    except REFUSALS as exc:
+        return orjson.dumps([False, f"the answer cannot be encoded as JSON ({exc})"])

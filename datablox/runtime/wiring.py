@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import zmq
 
 from datablox.runtime.hosted import Hosted
-from datablox.runtime.links import LocalAsker, LocalLink, RemoteAsker, RemoteLink
-
-if TYPE_CHECKING:
-    from datablox.runtime.process import ProcessRuntime
+from datablox.runtime.links import BatchEncoder, LocalAsker, LocalLink, RemoteAsker, RemoteLink
+from datablox.runtime.loop import EventLoop
 
 
-def bind_inputs(rt: ProcessRuntime) -> dict[str, str]:
+def bind_inputs(rt: EventLoop) -> dict[str, str]:
     """Bind a PULL per push in-port and a ROUTER per query in-port with remote peers."""
     previous: dict[str, str] = rt.spec.get("binds", {})
     endpoints: dict[str, str] = {}
@@ -45,7 +43,7 @@ def bind_inputs(rt: ProcessRuntime) -> dict[str, str]:
     return endpoints
 
 
-def connect_outputs(rt: ProcessRuntime, endpoints: dict[str, str]) -> None:
+def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
     """Connect out-ports and query out-ports now that every in-port is bound."""
     askers: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for conn in rt.spec["connections"]:
@@ -59,8 +57,11 @@ def connect_outputs(rt: ProcessRuntime, endpoints: dict[str, str]) -> None:
         out = sender.ctx.outputs[src["port"]]
         target = rt.hosted.get(dst["element"])
         link: RemoteLink | LocalLink
+        owner = sender.handler.work
         if target is not None:
-            link = LocalLink(conn["id"], _local_delivery(target, dst["port"]), rt.batch_size)
+            encoder = BatchEncoder(rt.codec, _bad_record(sender, src["port"]))
+            deliver = _local_delivery(target, dst["port"])
+            link = LocalLink(conn["id"], deliver, rt.batch_size, encoder, sender.element, owner)
         else:
             sock = rt.zctx.socket(zmq.PUSH)
             sock.setsockopt(zmq.SNDHWM, rt.hwm)
@@ -80,6 +81,8 @@ def connect_outputs(rt: ProcessRuntime, endpoints: dict[str, str]) -> None:
                 rt.while_blocked,
                 describe,
                 _bad_record(sender, src["port"]),
+                rt.clock,
+                owner,
             )
             rt.remote_links.append(link)
         out.links.append(link)
@@ -89,7 +92,7 @@ def connect_outputs(rt: ProcessRuntime, endpoints: dict[str, str]) -> None:
             if len(out.links) > 1:
                 for fan in out.links:
                     if isinstance(fan, LocalLink):
-                        fan.copy = True
+                        fan.fans_out = True
     for (ename, port), conns in askers.items():
         sender = rt.hosted[ename]
         describe = f"element '{ename}' query port '{port}'"
@@ -105,7 +108,7 @@ def connect_outputs(rt: ProcessRuntime, endpoints: dict[str, str]) -> None:
         for c in conns:
             if c["to"]["element"] not in rt.hosted:
                 sock.connect(endpoints[f"{c['to']['element']}.{c['to']['port']}"])
-        sender.ctx.askers[port] = RemoteAsker(sock, describe)
+        sender.ctx.askers[port] = RemoteAsker(sock, describe, rt.wait_readable)
 
 
 def _bad_record(sender: Hosted, port: str) -> Any:

@@ -1,0 +1,268 @@
+"""The event loop of an element process: receiving batches, answering queries, flushing, reporting.
+
+Three ways of waiting share it, and each keeps the whole process serving:
+
+- the main loop waits for input;
+- a send blocked by a full downstream queue keeps answering queries and
+  control messages (``while_blocked``), so an element that both feeds and
+  answers its consumer cannot deadlock with it;
+- an element waiting for the answer to its own query keeps answering
+  queries, flushing batches and reading its inputs into a bounded backlog
+  (``wait_readable``), so its peers are never stalled by its wait.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from typing import Any
+
+import zmq
+
+from datablox import control, frames
+from datablox.codec import Codec, codec_for_wire
+from datablox.runtime.clock import Clock
+from datablox.runtime.hosted import Hosted
+from datablox.runtime.links import DroppingLink, LocalLink, RemoteLink, decode_query, encode_reply
+
+REPORT_EVERY = 1.0
+#: Input batches an element waiting for a query answer reads ahead, at most.
+BACKLOG_LIMIT = 16
+
+Socket = zmq.Socket  # type: ignore[type-arg]
+
+
+class EventLoop:
+    """Sockets, accounts and the serving loop shared by every way of waiting."""
+
+    codec: Codec
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.pid_name: str = spec["process"]
+        self.zctx = zmq.Context()
+        self.control = self.zctx.socket(zmq.DEALER)
+        self.control.setsockopt(zmq.IDENTITY, self.pid_name.encode())
+        self.control.setsockopt(zmq.LINGER, 2000)
+        self.control.connect(spec["control"])
+        self.batch_size: int = spec.get("batch_size", 1024)
+        self.flush_interval: float = spec.get("flush_ms", 2.0) / 1000.0
+        self.hwm: int = spec.get("hwm", 8)
+        # Kernel socket buffers would otherwise hold megabytes beyond the high-water
+        # mark: the queue of a connection would not really be bounded.
+        self.sockbuf: int = spec.get("sockbuf", 256 * 1024)
+        self.host: str = spec.get("host", "127.0.0.1")
+        self.clock = Clock()
+        self.hosted: dict[str, Hosted] = {}
+        self.links: list[RemoteLink | LocalLink | DroppingLink] = []
+        self.remote_links: list[RemoteLink] = []
+        self.in_sockets: dict[Socket, tuple[Hosted, str]] = {}
+        self.query_sockets: dict[Socket, tuple[Hosted, str]] = {}
+        self.recv_counts: dict[int, int] = {}
+        self.expected_seq: dict[int, int] = {}
+        #: input batches read while an element waited for a query answer, in arrival order
+        self.backlog: deque[tuple[Socket, list[bytes]]] = deque()
+        self.restarted = False
+        self.poller = zmq.Poller()
+        self.stopping = False
+        self.last_report = time.monotonic()
+        self.reported: dict[str, tuple[float, float]] = {}
+
+    # ---- hooks of the process ------------------------------------------------
+    def on_control(self, msg: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def connection_ended(self, conn_id: int) -> None:
+        raise NotImplementedError
+
+    def log(self, element: str, message: str) -> None:
+        raise NotImplementedError
+
+    def send(self, op: str, **fields: Any) -> None:
+        self.control.send(control.encode({"op": op, "process": self.pid_name, **fields}))
+
+    # ---- waiting while serving -----------------------------------------------
+    def wait(self, seconds: float) -> None:
+        """Pause a source while still flushing batches and answering control messages."""
+        for hosted in self.hosted.values():
+            hosted.ctx.flush()
+        previous = self.clock.enter(None)
+        deadline = time.monotonic() + seconds
+        try:
+            while not self.stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.service(min(left, self.flush_interval))
+        finally:
+            self.clock.leave(previous)
+
+    def while_blocked(self) -> None:
+        """Called while a send waits for room downstream: answer queries and control."""
+        while self.control.poll(0):
+            self.on_control(control.decode(self.control.recv()))
+        for sock in self.query_sockets:
+            self.answer(sock)
+        self.report_if_due()
+
+    def wait_readable(self, sock: Socket, seconds: float | None) -> bool:
+        """Wait until ``sock`` (an asker's) is readable, serving the process meanwhile."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self.control, zmq.POLLIN)
+        for other in self.query_sockets:
+            poller.register(other, zmq.POLLIN)
+        reading = len(self.backlog) < BACKLOG_LIMIT
+        if reading:
+            for other in self.in_sockets:
+                poller.register(other, zmq.POLLIN)
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            step = self.flush_interval if left is None else min(left, self.flush_interval)
+            for ready, _ in poller.poll(math.ceil(step * 1000)):
+                if ready is sock:
+                    return True
+                if ready is self.control:
+                    self.on_control(control.decode(ready.recv()))
+                elif ready in self.query_sockets:
+                    self.answer(ready)
+                elif reading:
+                    self.read_ahead(ready)
+            if reading and len(self.backlog) >= BACKLOG_LIMIT:
+                reading = False
+                for other in self.in_sockets:
+                    poller.unregister(other)
+            self.flush_due()
+            self.report_if_due()
+
+    def read_ahead(self, sock: Socket) -> None:
+        while len(self.backlog) < BACKLOG_LIMIT:
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.backlog.append((sock, parts))
+
+    # ---- the main loop's step ------------------------------------------------
+    def service(self, timeout: float) -> None:
+        """Handle whatever is readable within ``timeout`` seconds, then flush due batches."""
+        backlog = self.backlog
+        while backlog:
+            sock, parts = backlog.popleft()
+            self.receive(sock, parts)
+        # ZeroMQ waits in whole milliseconds: round up, or a sub-millisecond
+        # wait would become a busy loop that starves the other processes
+        events = self.poller.poll(math.ceil(timeout * 1000))
+        for sock, _ in events:
+            if sock is self.control:
+                self.on_control(control.decode(sock.recv()))
+            elif sock in self.in_sockets:
+                self.drain(sock)
+            else:
+                self.answer(sock)
+        self.flush_due()
+        self.report_if_due()
+
+    def drain(self, sock: Socket) -> None:
+        for _ in range(16):
+            if self.backlog:
+                return  # read-ahead batches go first, in order
+            try:
+                parts = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.receive(sock, parts)
+
+    def receive(self, sock: Socket, parts: list[bytes]) -> None:
+        hosted, port = self.in_sockets[sock]
+        header_b, payload = parts
+        header = frames.unpack_header(header_b)
+        conn = header.connection
+        expected = self.expected_seq.get(conn, 0)
+        if header.seq != expected and not (self.restarted and conn not in self.expected_seq):
+            self.note_gap(hosted, port, header, expected)
+        self.expected_seq[conn] = header.seq + 1
+        if header.kind == frames.EOS:
+            self.connection_ended(conn)
+            return
+        records = codec_for_wire(header.codec).decode(payload)
+        self.recv_counts[conn] = self.recv_counts.get(conn, 0) + len(records)
+        hosted.handler.batch(port, records)
+
+    def note_gap(self, hosted: Hosted, port: str, header: frames.Header, expected: int) -> None:
+        if header.seq == 0:
+            what = "its sender restarted; batches in flight during the restart may be lost"
+        elif header.seq > expected:
+            what = f"batches {expected}..{header.seq - 1} are missing"
+        else:
+            what = f"batch {header.seq} arrived again (expected {expected})"
+        self.log(hosted.name, f"port '{port}' connection {header.connection}: {what}")
+
+    def answer(self, sock: Socket) -> None:
+        hosted, port = self.query_sockets[sock]
+        for _ in range(64):
+            try:
+                ident, corr, payload = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            body = encode_reply(hosted.handler.query(port, decode_query(payload)))
+            sock.send_multipart([ident, corr, body])
+
+    def flush_due(self) -> None:
+        now = time.monotonic()
+        interval = self.flush_interval
+        clock = self.clock
+        for link in self.links:
+            if link.due(now, interval):
+                # encoding (and blocking) is the sending element's work
+                previous = clock.enter(link.owner)  # type: ignore[union-attr]
+                try:
+                    link.flush()
+                finally:
+                    clock.leave(previous)
+
+    # ---- load reports --------------------------------------------------------
+    def report_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self.last_report < REPORT_EVERY:
+            return
+        span = now - self.last_report
+        self.last_report = now
+        self.clock.settle()
+        elements = {}
+        for hosted in self.hosted.values():
+            work, blocked = hosted.handler.work.seconds, hosted.handler.blocked.seconds
+            work0, blocked0 = self.reported.get(hosted.name, (0.0, 0.0))
+            self.reported[hosted.name] = (work, blocked)
+            busy = min(1.0, max(0.0, (work - work0) / span))
+            stuck = min(1.0 - busy, max(0.0, (blocked - blocked0) / span))
+            elements[hosted.name] = {"busy": busy, "blocked": stuck, "idle": 1.0 - busy - stuck}
+        snapshot = self.snapshot()
+        for name, figures in elements.items():
+            snapshot["elements"][name].update(figures)
+        self.send("load", **snapshot)
+
+    def element_stats(self, hosted: Hosted) -> dict[str, Any]:
+        return {
+            "in": hosted.handler.received,
+            "out": hosted.emitted(),
+            "errors": hosted.handler.errors,
+            "dead": hosted.ctx.dead_count,
+            "progress": hosted.progress(),
+            "busy_seconds": hosted.handler.work.seconds,
+            "blocked_seconds": hosted.handler.blocked.seconds,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "elements": {h.name: self.element_stats(h) for h in self.hosted.values()},
+            "sent": {link.conn_id: link.sent for link in self.links},
+            "recv": self.recv_counts,
+            "dropped": {
+                link.conn_id: link.dropped for link in self.links if isinstance(link, DroppingLink)
+            },
+        }

@@ -1,0 +1,164 @@
+"""Element classes for the regression tests of what new users broke (mistake_elements:Class)."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from datablox import (
+    Element,
+    ElementError,
+    Param,
+    QueryError,
+    Source,
+    push_in,
+    push_out,
+    query_in,
+    query_out,
+)
+
+
+class Awkward(Source):
+    """Records holding values the codecs treat differently, one kind per record."""
+
+    ports = (push_out("out"),)
+    params = (Param("repeat", "int", 1),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.repeat = params["repeat"]
+
+    def generate(self) -> Iterator[dict[str, Any]]:
+        kinds: list[tuple[str, Any]] = [
+            ("plain", {"a": [1, 2.5, "x", True, None]}),
+            ("int_keys", {1: "a", 2: "b"}),
+            ("big_int", 2**70),
+            ("nan", math.nan),
+            ("inf", -math.inf),
+            ("bytes", b"\x00\xff"),
+            ("datetime", datetime.datetime(2026, 1, 2, 3, 4, 5)),
+            ("tuple", (1, 2)),
+            ("set", {3}),
+            ("deep", _nested(300)),
+        ]
+        i = 0
+        for _ in range(self.repeat):
+            for kind, value in kinds:
+                yield {"i": i, "kind": kind, "value": value}
+                i += 1
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class Relay(Element):
+    """A user element (not declaring plain records) that passes records on."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit(record)
+
+
+class BigInt(Source):
+    """Emits ``count`` records, every ``every``-th holding an integer over 64 bits."""
+
+    ports = (push_out("out"),)
+    params = (Param("count", "int", 100), Param("every", "int", 10))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.count, self.every = params["count"], params["every"]
+        self.total = self.count
+
+    def generate(self) -> Iterator[dict[str, Any]]:
+        for i in range(self.count):
+            yield {"n": i, "big": 2**70 + i if i % self.every == 0 else i}
+
+
+class Doubler(Element):
+    """Answers {"n": n} with 2n; refuses odd multiples of ``refuse_every``."""
+
+    ports = (query_in("get"),)
+    params = (Param("refuse_every", "int|null", None),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.refuse = params["refuse_every"]
+
+    def on_query(self, port: str, request: Any) -> Any:
+        n = request["n"]
+        if self.refuse and n % self.refuse == 0:
+            raise ValueError(f"no double for {n}")
+        return 2 * n
+
+
+class AskEach(Element):
+    """Asks for each record's double; ``strict`` turns a failed ask into an ElementError."""
+
+    ports = (push_in("in"), query_out("ask"), push_out("out"))
+    params = (Param("strict", "bool", False), Param("timeout", "number", 10.0))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.strict, self.timeout = params["strict"], params["timeout"]
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        try:
+            double = self.ask({"n": record["n"]}, timeout=self.timeout)
+        except QueryError as exc:
+            if self.strict:
+                raise ElementError(f"the lookup failed: {exc}") from exc
+            raise
+        self.emit({**record, "double": double})
+
+
+class NumbersAndAnswers(Source):
+    """A source that also answers its consumer's lookups: the push + query loop shape."""
+
+    ports = (push_out("out"), query_in("get"))
+    params = (Param("count", "int", 1000),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.count = params["count"]
+        self.total = self.count
+
+    def generate(self) -> Iterator[dict[str, Any]]:
+        for i in range(self.count):
+            yield {"n": i, "pad": "x" * 200}
+
+    def on_query(self, port: str, request: Any) -> Any:
+        return 2 * request["n"]
+
+
+class ExitAtStart(Element):
+    """Ends its own process in ``on_start``."""
+
+    ports = (push_in("in"),)
+    params = (Param("code", "int", 3),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        os._exit(params["code"])
+
+
+class StuckAtFinish(Element):
+    """Never returns from ``on_finish`` and ignores SIGTERM's orderly stop."""
+
+    ports = (push_in("in"),)
+    params = (Param("marker", "str"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.marker = params["marker"]
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        pass
+
+    def on_finish(self) -> None:
+        with open(self.marker, "w") as fh:
+            fh.write(str(os.getpid()))
+        while True:
+            time.sleep(0.05)  # stuck in user code on purpose
