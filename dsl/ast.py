@@ -20,12 +20,16 @@ class Lit:
 class ListV:
     items: list[Value]
     span: Span
+    #: Levels of lists and maps, this one included (see dsl.limits.MAX_DEPTH).
+    depth: int = 1
 
 
 @dataclass
 class MapV:
     items: list[tuple[str, Value]]
     span: Span
+    #: Levels of lists and maps, this one included (see dsl.limits.MAX_DEPTH).
+    depth: int = 1
 
 
 @dataclass

@@ -6,12 +6,19 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from datablox import registry
 from datablox.dsl import ir
+from datablox.dsl.classes import Loaded, load_classes
 from datablox.dsl.diagnostics import Diagnostic, Location, error, unique, warning
+from datablox.dsl.paramcheck import (
+    hook_location,
+    param_location,
+    param_problems,
+    resolve_paths,
+    shard_problems,
+    uncarried,
+)
 from datablox.element import Element
-from datablox.errors import ElementClassError
-from datablox.ports import Port, suggest, type_name_of, types_compatible, validate_params
+from datablox.ports import Port, suggest, types_compatible
 
 Resolver = Callable[[str], type[Element]]
 _OP = {"push": "->", "query": "?>"}
@@ -28,7 +35,11 @@ def _fields(fields: Any) -> str:
 
 class _Checker:
     def __init__(
-        self, topo: ir.Topology, spans: ir.Spans, resolve: Resolver, group_names: Sequence[str]
+        self,
+        topo: ir.Topology,
+        spans: ir.Spans,
+        resolve: Resolver | None,
+        group_names: Sequence[str],
     ) -> None:
         self.topo = topo
         self.spans = spans
@@ -37,6 +48,8 @@ class _Checker:
         self.diags: list[Diagnostic] = []
         self.by_name: dict[str, int] = {}
         self.classes: list[type[Element] | None] = []
+        self.loaded: dict[str, Loaded] = {}
+        self.path_base: str | None = None
 
     def err(self, message: str, loc: Location | None, hint: str | None = None) -> None:
         self.diags.append(error(message, loc, hint))
@@ -63,58 +76,33 @@ class _Checker:
             self.shard(i, el)
 
     def load_class(self, i: int, el: ir.Element) -> type[Element] | None:
-        try:
-            return self.resolve(el.cls)
-        except ElementClassError as exc:
-            hint = exc.hint
-            near = suggest(el.cls, self.group_names)
-            if near and exc.message.startswith("unknown element class"):
-                hint = f"did you mean group '{near}'?"
-            self.err(exc.message, self.at(("class", i)), hint)
-        except Exception as exc:  # a user's class that breaks while being inspected
-            self.err(
-                f"loading element class '{el.cls}' failed: {type(exc).__name__}: {exc}",
-                self.at(("class", i)),
-            )
+        found = self.loaded.get(el.cls)
+        if found is None or found.error is None:
+            return found.cls if found else None
+        exc = found.error
+        hint = exc.hint
+        near = suggest(el.cls, self.group_names)
+        if near and exc.message.startswith("unknown element class"):
+            hint = f"did you mean group '{near}'?"
+        self.err(exc.message, self.at(("class", i)), hint)
         return None
 
     def params(self, i: int, el: ir.Element, cls: type[Element]) -> None:
-        declared = {p.name for p in cls.params}
-        _, problems = validate_params(el.cls, cls.params, el.params)
+        problems = param_problems(el, cls)
         for problem in problems:
-            name = problem.param
-            if name in el.unchecked:
-                continue
-            if name in el.params and name not in declared:
-                loc = self.at(("arg", i, name), ("class", i))
-            elif name in el.params:
-                loc = self.at(("value", i, name), ("class", i))
-            else:
-                loc = self.at(("class", i))
-            self.err(problem.message, loc, problem.hint)
+            if problem.param not in el.unchecked:
+                self.err(
+                    problem.message, param_location(self.spans, i, el, cls, problem), problem.hint
+                )
+        if problems:
+            return
+        for found in self.loaded[el.cls].problems_for(i, el.cls, el.params):
+            self.err(found.message, hook_location(self.spans, i, el, found), found.hint)
+        if self.path_base is not None:
+            resolve_paths(el, cls, self.path_base)
 
     def shard(self, i: int, el: ir.Element) -> None:
-        if el.shard is None:
-            return
-        ok = True
-        for key in ("min", "max"):
-            value = el.shard.get(key)
-            if f"shard.{key}" in el.unchecked:
-                ok = False
-                continue
-            if not isinstance(value, int) or isinstance(value, bool):
-                ok = False
-                self.err(
-                    f"shard {key} must be an integer, got {type_name_of(value)} {value!r}",
-                    self.at((f"shard.{key}", i), ("shard", i)),
-                )
-        if ok and not 1 <= el.shard["min"] <= el.shard["max"]:
-            low, high = el.shard["min"], el.shard["max"]
-            self.err(
-                f"shard(min={low}, max={high}) is not a range: need 1 <= min <= max",
-                self.at(("shard", i)),
-                "a shard has at least one member",
-            )
+        self.diags.extend(shard_problems(i, el, self.spans))
 
     # ---- ports --------------------------------------------------------------
     def port_of(
@@ -388,6 +376,7 @@ class _Checker:
         return found
 
     def run(self) -> None:
+        self.loaded = load_classes(self.topo, self.resolve)
         self.elements()
         edges = self.connections()
         self.cycles(edges)
@@ -399,15 +388,21 @@ class _Checker:
 def check(
     topology: ir.Topology,
     spans: ir.Spans,
-    resolve: Resolver = registry.resolve,
+    resolve: Resolver | None = None,
     group_names: Sequence[str] = (),
+    path_base: str | None = None,
 ) -> tuple[ir.Topology, list[Diagnostic]]:
     """Check ``topology``; returns a copy with every endpoint's port filled in, and diagnostics.
 
-    Pure apart from ``resolve``, which imports element classes to read their
-    declared ports and parameters. ``group_names`` improve did-you-mean hints.
+    Pure apart from loading element classes to read their declared ports and
+    parameters: through ``resolve`` when given, else built-ins in-process and
+    user classes in a child process (dsl.classes). ``group_names`` improve
+    did-you-mean hints. With ``path_base``, relative values of ``path``
+    parameters in the copy are made absolute against that folder.
     """
+    diags, topology = uncarried(topology, spans)
     topo = copy.deepcopy(topology)
     checker = _Checker(topo, spans, resolve, group_names)
+    checker.path_base = path_base
     checker.run()
-    return topo, unique(checker.diags)
+    return topo, unique(diags + checker.diags)

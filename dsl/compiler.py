@@ -20,10 +20,17 @@ from datablox.dsl.diagnostics import (
     render,
 )
 from datablox.dsl.expand import expand
+from datablox.dsl.limits import DEPTH_HINT, MAX_DEPTH, bracket_overflow, too_deep
 from datablox.dsl.loader import load
 from datablox.dsl.overrides import apply_overrides
+from datablox.dsl.overrides import sources as override_sources
+from datablox.dsl.source import read_text, strip_bom
 from datablox.dsl.tradecraft import from_dict, to_dict
 from datablox.errors import TopologyError
+
+#: Brackets tradecraft JSON opens before a parameter value: the top object, the
+#: elements list, an element, its params.
+_JSON_LEVELS = 4
 
 
 @dataclass
@@ -50,11 +57,13 @@ def _finish(
     overrides: Sequence[str],
     sources: Mapping[str, str],
     group_names: Sequence[str] = (),
+    path_base: str | None = None,
 ) -> CompileResult:
+    sources = {**sources, **override_sources(overrides)}
     diags = diags + apply_overrides(topo, spans, overrides)
     for folder in topo.search_path:
         registry.add_search_path(folder)
-    checked, found = check(topo, spans, group_names=group_names)
+    checked, found = check(topo, spans, group_names=group_names, path_base=path_base)
     diags += found
     raise_if_errors(diags, sources)
     warnings = in_source_order(d for d in diags if d.severity == "warning")
@@ -67,7 +76,9 @@ def _compile(
     program = load(text, shown, real)
     raise_if_errors(program.diagnostics, program.sources)
     topo, spans, diags, groups = expand(program, search_path)
-    return _finish(topo, spans, diags, overrides, program.sources, groups)
+    # Relative paths in parameters are relative to the .topo file's folder.
+    base = os.path.dirname(real)
+    return _finish(topo, spans, diags, overrides, program.sources, groups, base)
 
 
 def compile_source(
@@ -77,19 +88,21 @@ def compile_source(
     named = not filename.startswith("<")
     folder = os.path.abspath(os.path.dirname(filename) if named else ".")
     real = os.path.abspath(filename) if named else os.path.join(folder, filename)
-    return _compile(text, filename, real, [folder], overrides)
+    return _compile(strip_bom(text), filename, real, [folder], overrides)
 
 
 def _read(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        text, bad = read_text(path, path)
     except FileNotFoundError:
         raise _fail(f"cannot read '{path}': no such file") from None
     except IsADirectoryError:
         raise _fail(f"cannot read '{path}': it is a folder") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(f"cannot read '{path}': {exc}") from None
+    except OSError as exc:
+        raise _fail(f"cannot read '{path}': {exc.strerror or exc}") from None
+    if bad is not None:
+        raise TopologyError([bad], rendered=render([bad], {path: text}))
+    return text
 
 
 def compile_file(path: str, overrides: Sequence[str] = ()) -> CompileResult:
@@ -111,6 +124,11 @@ def load_tradecraft(
         where = os.fspath(path_or_dict)
         text = _read(where)
         sources = {where: text}
+        deep = bracket_overflow(text, MAX_DEPTH + _JSON_LEVELS)
+        if deep is not None:
+            line, col = deep
+            diag = error(too_deep(), Span(where, line, col, col + 1), DEPTH_HINT)
+            raise TopologyError([diag], rendered=render([diag], sources))
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -225,6 +225,10 @@ class _Expander:
             params[name] = to_python(value)
             self.spans[("arg", idx, name)] = arg.name.span
             self.spans[("value", idx, name)] = value.span
+            if isinstance(value, ast.MapV):
+                # one level in, so a check_params hook can point at a map entry
+                for key, item in value.items:
+                    self.spans[("value", idx, name, key)] = item.span
         placed = node or stmt.node
         if placed is not None:
             self.spans[("node", idx)] = placed.span

@@ -66,7 +66,8 @@ class Spans(dict[tuple[Any, ...], Location]):
     """Where each part of the IR was written, keyed by position.
 
     Keys: ``("element", i)`` name, ``("class", i)``, ``("arg", i, param)`` and
-    ``("value", i, param)``, ``("node", i)``, ``("shard", i)``, ``("shard.min", i)``,
+    ``("value", i, param)``, ``("value", i, param, key)`` (an entry of a map value),
+    ``("node", i)``, ``("shard", i)``, ``("shard.min", i)``,
     ``("shard.max", i)``, ``("conn", c)``, ``("from", c)``/``("to", c)`` (the
     port, or the element when no port was written), ``("feed", f)``,
     ``("feed.target", f)``, ``("fuse", g, j)``.

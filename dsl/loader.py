@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datablox.dsl import ast
 from datablox.dsl.diagnostics import Diagnostic, JsonPath, Span, error
 from datablox.dsl.parser import parse
+from datablox.dsl.source import read_text
 
 
 @dataclass
@@ -64,10 +65,9 @@ class _Loader:
             return  # a diamond: the file's groups are already known
         self.loaded.add(real)
         try:
-            with open(real, encoding="utf-8") as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
+            text, bad = read_text(real, shown)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
             diags.append(
                 error(
                     f"cannot read imported file '{imp.path}': {reason}",
@@ -78,6 +78,9 @@ class _Loader:
             )
             return
         self.program.sources[shown] = text
+        if bad is not None:
+            diags.append(bad)
+            return
         module, parse_diags = parse(text, shown)
         diags.extend(parse_diags)
         if module is None:

@@ -29,10 +29,25 @@ def parse_override(text: str) -> tuple[str, str, Any] | None:
 
 def literal(raw: str) -> Any:
     """A .topo literal (number, bool, null, quoted string, list, map), else the plain string."""
-    value = parse_value(raw)
+    value, diags = _literal(raw, 1, 1)
+    return raw if diags else value
+
+
+def _literal(raw: str, line: int, col: int) -> tuple[Any, list[Diagnostic]]:
+    """The value of ``raw`` written at ``override:line:col``, and why it cannot be used."""
+    value, diags = parse_value(raw, ORIGIN, line, col)
+    if diags:
+        return None, diags
     if value is None or find_ref(value) is not None:
-        return raw
-    return to_python(value)
+        return raw, []
+    return to_python(value), []
+
+
+def sources(overrides: Sequence[str]) -> dict[str, str]:
+    """The overrides as one source text, one per line, so errors can show a caret."""
+    if not overrides:
+        return {}
+    return {ORIGIN: "\n".join(" ".join(text.splitlines()) for text in overrides)}
 
 
 def apply_overrides(
@@ -41,8 +56,9 @@ def apply_overrides(
     """Set parameters in place; the checker then checks them like written ones."""
     diags: list[Diagnostic] = []
     index = {el.name: i for i, el in enumerate(topo.elements)}
-    for text in overrides:
+    for line, text in enumerate(overrides, 1):
         loc = JsonPath(ORIGIN, text)
+        text = " ".join(text.splitlines())
         parsed = parse_override(text)
         if parsed is None:
             diags.append(
@@ -53,12 +69,20 @@ def apply_overrides(
                 )
             )
             continue
-        element, param, value = parsed
+        element, param, _ = parsed
+        left, _, raw = text.partition("=")
+        col = len(left) + 2 + len(raw) - len(raw.lstrip())
+        value, bad = _literal(raw.strip(), line, col)
         i = index.get(element)
         if i is None:
             near = suggest(element, list(index))
             hint = f"did you mean '{near}'?" if near else f"elements: {', '.join(index)}"
             diags.append(error(f"override names unknown element '{element}'", loc, hint))
+            continue
+        if bad:
+            diags.extend(bad)
+            topo.elements[i].params.pop(param, None)
+            topo.elements[i].unchecked.add(param)
             continue
         topo.elements[i].params[param] = value
         spans[("arg", i, param)] = loc

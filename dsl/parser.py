@@ -12,6 +12,18 @@ from lark.tree import Meta
 
 from datablox.dsl import ast
 from datablox.dsl.diagnostics import Diagnostic, Span, error
+from datablox.dsl.limits import (
+    CARRY_HINT,
+    DEPTH_HINT,
+    MAX_DEPTH,
+    bracket_overflow,
+    number_problem,
+    too_deep,
+)
+from datablox.dsl.source import strip_bom
+
+#: Brackets a statement opens before its values start: ``topology t {`` and ``element e = C(``.
+_STATEMENT_LEVELS = 2
 
 _ESCAPES = {
     "n": "\n",
@@ -125,7 +137,11 @@ class _ToAst(Transformer[Token, Any]):
         text = str(children[0])
         value: int | float
         value = float(text) if any(c in text for c in ".eE") else int(text)
-        return ast.Lit(value, self._span(meta))
+        lit = ast.Lit(value, self._span(meta))
+        problem = number_problem(value, text)
+        if problem is not None:
+            self.diagnostics.append(error(problem, lit.span, CARRY_HINT))
+        return lit
 
     def true(self, meta: Meta, children: list[Any]) -> ast.Lit:
         return ast.Lit(True, self._span(meta))
@@ -139,11 +155,21 @@ class _ToAst(Transformer[Token, Any]):
     def ref(self, meta: Meta, children: list[Token]) -> ast.Ref:
         return ast.Ref(str(children[0]), self._span(meta))
 
+    def _depth(self, items: list[ast.Value], span: Span) -> int:
+        depth = 1 + max((getattr(v, "depth", 0) for v in items), default=0)
+        if depth == MAX_DEPTH + 1:  # reported once, at the outermost level too many
+            self.diagnostics.append(error(too_deep(), span, DEPTH_HINT))
+        return depth
+
     def list_v(self, meta: Meta, children: list[Any]) -> ast.ListV:
-        return ast.ListV(_present(children), self._span(meta))
+        items = _present(children)
+        span = self._span(meta)
+        return ast.ListV(items, span, self._depth(items, span))
 
     def map_v(self, meta: Meta, children: list[Any]) -> ast.MapV:
-        return ast.MapV(_present(children), self._span(meta))
+        pairs = _present(children)
+        span = self._span(meta)
+        return ast.MapV(pairs, span, self._depth([v for _, v in pairs], span))
 
     def pair(self, meta: Meta, children: list[Any]) -> tuple[str, ast.Value]:
         key = self.string(meta, [children[0]])
@@ -265,6 +291,13 @@ def _found(tok: Token) -> str:
 def syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
     """Turn a lark exception into a diagnostic that says what was expected, in words."""
     line, col = exc.line, exc.column
+    if isinstance(exc, UnexpectedCharacters) and exc.char in "\"'":
+        return error(
+            "unterminated string",
+            Span(file, line, col, col + 1),
+            f"end the string with {exc.char} on the same line; write \\{exc.char} for a "
+            "quote inside it",
+        )
     if isinstance(exc, UnexpectedCharacters):
         return error(
             f"unexpected character '{exc.char}'",
@@ -301,8 +334,21 @@ def _token_hint(expected: str) -> str:
     return "see docs/topo-language.md for the statements a topology may hold"
 
 
+def _overflow(text: str, file: str, levels: int) -> Diagnostic | None:
+    """An error when brackets nest so deep that building the tree could exhaust the stack."""
+    found = bracket_overflow(text, MAX_DEPTH + levels)
+    if found is None:
+        return None
+    line, col = found
+    return error(too_deep(), Span(file, line, col, col + 1), DEPTH_HINT)
+
+
 def parse(text: str, file: str) -> tuple[ast.Module | None, list[Diagnostic]]:
     """Parse a whole file. On a syntax error, returns None and the one error."""
+    text = strip_bom(text)
+    deep = _overflow(text, file, _STATEMENT_LEVELS)
+    if deep is not None:
+        return None, [deep]
     try:
         tree = _lark().parse(text, start="start")
     except UnexpectedInput as exc:
@@ -312,12 +358,23 @@ def parse(text: str, file: str) -> tuple[ast.Module | None, list[Diagnostic]]:
     return module, builder.diagnostics
 
 
-def parse_value(text: str) -> ast.Value | None:
-    """Parse a literal value (used for overrides); None if ``text`` is not one."""
+def parse_value(
+    text: str, file: str = "<override>", line: int = 1, col: int = 1
+) -> tuple[ast.Value | None, list[Diagnostic]]:
+    """Parse a literal value (used for overrides) written at ``file:line:col``.
+
+    Returns (None, []) if ``text`` is not a literal, and the value with errors if
+    it is one that cannot be carried (too deep, a number out of range).
+    """
+    # Padding puts lark's positions where the value was written.
+    padded = "\n" * (line - 1) + " " * (col - 1) + text
+    deep = _overflow(padded, file, 0)
+    if deep is not None:
+        return None, [deep]
     try:
-        tree = _lark().parse(text, start="value")
+        tree = _lark().parse(padded, start="value")
     except UnexpectedInput:
-        return None
-    builder = _ToAst("<override>", text)
+        return None, []
+    builder = _ToAst(file, padded)
     value = builder.transform(tree)
-    return None if builder.diagnostics else value
+    return value, builder.diagnostics

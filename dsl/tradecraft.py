@@ -6,6 +6,7 @@ from typing import Any
 
 from datablox.dsl import ir
 from datablox.dsl.diagnostics import Diagnostic, JsonPath, error
+from datablox.dsl.limits import value_problem
 
 VERSION = 1
 _TOP_KEYS = {"tradecraft", "name", "search_path", "elements", "connections", "feeds", "fuse"}
@@ -119,10 +120,33 @@ class _Reader:
         self.spans[("element", i)] = self.loc(f"{path}.name")
         self.spans[("class", i)] = self.loc(f"{path}.class")
         self.spans[("node", i)] = self.loc(f"{path}.node")
-        for key in params:
+        params = dict(params)
+        unchecked = set()
+        for key in list(params):
             self.spans[("arg", i, key)] = self.loc(f"{path}.params.{key}")
             self.spans[("value", i, key)] = self.loc(f"{path}.params.{key}")
-        return ir.Element(name, cls, dict(params), node, dict(shard) if shard else None)
+            if self.carried(name, key, params[key], f"{path}.params.{key}"):
+                continue
+            del params[key]
+            unchecked.add(key)
+        element = ir.Element(name, cls, params, node, dict(shard) if shard else None)
+        element.unchecked = unchecked
+        return element
+
+    def carried(self, element: str, key: str, value: Any, path: str) -> bool:
+        """Whether a parameter value can be carried; reports it when not."""
+        found = value_problem(value)
+        if found is None:
+            return True
+        message, hint, inside = found
+        self.diags.append(
+            error(
+                f"parameter '{key}' of element '{element}': {message}",
+                self.loc(path + inside),
+                hint,
+            )
+        )
+        return False
 
     def endpoint(self, raw: Any, path: str) -> ir.Endpoint | None:
         if not self.want(raw, (dict,), "an object", path):

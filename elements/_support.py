@@ -82,6 +82,26 @@ def _raw(line: bytes) -> str:
     return line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
+def check_output(cls_name: str, path: str) -> None:
+    """Raise ParameterError unless ``path`` can be written; touch nothing that exists."""
+    target = Path(path)
+    for folder in [target.parent, *target.parent.parents]:
+        if folder.exists():
+            if not folder.is_dir():
+                raise ParameterError(
+                    f"{cls_name}: cannot write '{path}': '{folder}' is a file, not a folder",
+                    "path",
+                    "choose a path whose folders are folders",
+                )
+            if not os.access(folder, os.W_OK | os.X_OK) and folder == target.parent:
+                raise ParameterError(f"{cls_name}: cannot write '{path}': no permission", "path")
+            break
+    if target.is_dir():
+        raise ParameterError(f"{cls_name}: cannot write '{path}': it is a folder", "path")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ParameterError(f"{cls_name}: cannot write '{path}': no permission", "path")
+
+
 def open_output(path: str, append: bool = False) -> Any:
     """Open ``path`` for binary writing, creating its parent folders."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)

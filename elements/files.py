@@ -9,7 +9,13 @@ from typing import Any
 import orjson
 
 from datablox.element import Element, Record, Source
-from datablox.elements._support import Rejects, iter_json_lines, open_output, resolve_files
+from datablox.elements._support import (
+    Rejects,
+    check_output,
+    iter_json_lines,
+    open_output,
+    resolve_files,
+)
 from datablox.errors import ParameterError
 from datablox.ports import Param, push_in, push_out
 
@@ -51,6 +57,10 @@ class JsonLinesSource(Source):
                     self.reject(raw, error, file=path, line=lineno)
 
 
+_dumps = orjson.dumps
+_KEYS = orjson.OPT_NON_STR_KEYS
+
+
 class JsonLinesSink(Element):
     """Write each record as one JSON line.
 
@@ -61,10 +71,13 @@ class JsonLinesSink(Element):
         path (str, required): the output file; parent folders are created.
         append (bool, false): add to the file instead of replacing it.
 
-    Bad input: a record that cannot be encoded as JSON (possible only when a
-    fused user function produced it) goes to the dead letters; the rest of its
-    batch is written. The file is flushed after every batch and closed when
-    the inputs end.
+    Bad input: a record that cannot be written as JSON (bytes, sets, integers
+    beyond 64 bits: possible with the msgpack codec) goes to the dead letters;
+    the rest of its batch is written. Non-string map keys are written as
+    strings. The file is opened (and, without ``append``, replaced) only when
+    the first batch arrives or the inputs end, so a run that fails to start
+    leaves an existing file as it was. It is flushed after every batch and
+    closed when the inputs end.
     """
 
     ports = (push_in("in"),)
@@ -75,32 +88,40 @@ class JsonLinesSink(Element):
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.path: str = params["path"]
-        self.fh = open_output(self.path, params["append"])
+        self.append: bool = params["append"]
+        check_output("JsonLinesSink", self.path)
+        self.fh: Any = None
         self.reject = Rejects(self)
 
+    def _file(self) -> Any:
+        if self.fh is None:
+            self.fh = open_output(self.path, self.append)
+        return self.fh
+
     def on_batch(self, port: str, records: list[Record]) -> None:
-        dumps = orjson.dumps
         try:
-            data = b"\n".join([dumps(r) for r in records])
-        except TypeError:
+            data = b"\n".join([_dumps(r, option=_KEYS) for r in records])
+        except (TypeError, ValueError):
             data = self._encode_each(port, records)
+        fh = self._file()
         if data:
-            self.fh.write(data + b"\n")
+            fh.write(data + b"\n")
         # Flush per batch (not per record): readers of a long run see whole batches.
-        self.fh.flush()
+        fh.flush()
 
     def _encode_each(self, port: str, records: list[Record]) -> bytes:
         lines = []
         for record in records:
             try:
-                lines.append(orjson.dumps(record))
-            except TypeError as exc:
-                self.reject(repr(record), f"cannot encode record as JSON: {exc}", port=port)
+                lines.append(_dumps(record, option=_KEYS))
+            except (TypeError, ValueError) as exc:
+                self.reject(record, f"cannot write the record as JSON: {exc}", port=port)
         return b"\n".join(lines)
 
     def on_finish(self) -> None:
-        if not self.fh.closed:
-            self.fh.close()
+        fh = self._file()
+        if not fh.closed:
+            fh.close()
 
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from datablox.element import Element, Record
-from datablox.elements._support import open_output
+from datablox.elements._support import check_output, open_output
 from datablox.ports import Param, push_in
 
 __all__ = ["Count", "Null"]
@@ -31,6 +31,8 @@ class Count(Element):
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.path: str | None = params["path"]
+        if self.path:
+            check_output("Count", self.path)
         self.count = 0
 
     def on_batch(self, port: str, records: list[Record]) -> None:
