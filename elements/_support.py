@@ -40,7 +40,7 @@ def resolve_files(cls_name: str, pattern: str) -> list[str]:
             raise ParameterError(
                 f"{cls_name}: no file matches '{pattern}' (looked from {os.getcwd()})",
                 "path",
-                "relative paths are relative to the folder the topology runs in",
+                "relative paths in a .topo resolve against the .topo file's folder",
             )
         return files
     if not os.path.isfile(pattern):
@@ -48,7 +48,7 @@ def resolve_files(cls_name: str, pattern: str) -> list[str]:
         raise ParameterError(
             f"{cls_name}: file '{pattern}' {what} (looked from {os.getcwd()})",
             "path",
-            "relative paths are relative to the folder the topology runs in",
+            "relative paths in a .topo resolve against the .topo file's folder",
         )
     return [pattern]
 

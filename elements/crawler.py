@@ -48,7 +48,7 @@ class FileCrawler(Source):
         ),
     )
     params = (
-        Param("root", "str", doc="folder to walk"),
+        Param("root", "path", doc="folder to walk"),
         Param("pattern", "str", default="*", doc="fnmatch pattern on the file name"),
         Param("recursive", "bool", default=True, doc="descend into sub-folders"),
         Param("hidden", "bool", default=False, doc="include names starting with '.'"),
@@ -64,7 +64,7 @@ class FileCrawler(Source):
             raise ParameterError(
                 f"FileCrawler: root '{self.root}' {what} (looked from {os.getcwd()})",
                 "root",
-                "root must be a folder; relative paths are relative to where the topology runs",
+                "root must be a folder; relative paths in a .topo resolve against its folder",
             )
 
     def generate(self) -> Iterator[Record | None]:

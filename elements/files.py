@@ -42,7 +42,7 @@ class JsonLinesSource(Source):
 
     plain_records = True  # builds records from plain values, or passes them on
     ports = (push_out("out"),)
-    params = (Param("path", "str", doc="a JSON-lines file or a glob of them"),)
+    params = (Param("path", "path", doc="a JSON-lines file or a glob of them"),)
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.files = resolve_files("JsonLinesSource", params["path"])
@@ -82,7 +82,7 @@ class JsonLinesSink(Element):
 
     ports = (push_in("in"),)
     params = (
-        Param("path", "str", doc="output file; parent folders are created"),
+        Param("path", "path", doc="output file; parent folders are created"),
         Param("append", "bool", default=False, doc="append instead of replacing"),
     )
 
@@ -173,7 +173,7 @@ class CsvSource(Source):
     plain_records = True  # builds records from plain values, or passes them on
     ports = (push_out("out"),)
     params = (
-        Param("path", "str", doc="a CSV file or a glob of them"),
+        Param("path", "path", doc="a CSV file or a glob of them"),
         Param("delimiter", "str", default=",", doc="field separator, one character"),
         Param("header", "bool", default=True, doc="first row names the columns"),
         Param("columns", "list|null", default=None, doc="column names (needed without header)"),

@@ -44,7 +44,7 @@ class KeyValueStore(Element):
     )
     params = (
         Param("key", "str", default="key", doc="field holding each record's key"),
-        Param("path", "str|null", default=None, doc="JSON-lines file loaded at start"),
+        Param("path", "path|null", default=None, doc="JSON-lines file loaded at start"),
     )
 
     def on_start(self, params: dict[str, Any]) -> None:

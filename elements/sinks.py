@@ -27,7 +27,7 @@ class Count(Element):
     """
 
     ports = (push_in("in"),)
-    params = (Param("path", "str|null", default=None, doc='file to write {"count": n} to'),)
+    params = (Param("path", "path|null", default=None, doc='file to write {"count": n} to'),)
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.path: str | None = params["path"]

@@ -32,6 +32,7 @@ class Filter(Element):
     goes to the dead letters with the error; the rest of its batch goes on.
     """
 
+    plain_records = True  # passes on records it received, unchanged
     ports = (push_in("in"), push_out("out"))
     params = (Param("where", "str", doc="expression; records where it is true pass"),)
     cheap = True

@@ -96,7 +96,7 @@ BAD = {
 }
 """,
         [
-            "error: JsonLinesSink needs parameter 'path' (str)",
+            "error: JsonLinesSink needs parameter 'path' (path)",
             " --> bad.topo:3:19",
             "3 |     element out = JsonLinesSink()",
             "  |                   ^^^^^^^^^^^^^",
@@ -207,7 +207,9 @@ def test_set_overrides_parameters_in_the_compiled_topology(topos: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     params = {e["name"]: e["params"] for e in json.loads(proc.stdout)["elements"]}
-    assert params == {"src": {"count": 5, "keys": 3}, "total": {"path": "x.json"}}
+    # a path parameter resolves against the .topo file's folder
+    total = str(topos / "x.json")
+    assert params == {"src": {"count": 5, "keys": 3}, "total": {"path": total}}
 
 
 def test_set_on_run_changes_what_runs(topos: Path, tmp_path: Path) -> None:

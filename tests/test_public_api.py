@@ -60,7 +60,7 @@ def test_every_public_name_exists() -> None:
 
 def test_every_public_error_derives_from_the_root_error() -> None:
     errors = [getattr(datablox, n) for n in PUBLIC_API if n.endswith(("Error", "Timeout"))]
-    assert len(errors) == 10
+    assert len(errors) == 11
     assert all(issubclass(e, datablox.DatabloxError) for e in errors)
 
 

@@ -209,7 +209,7 @@ def test_options_are_checked_before_anything_starts(
 def test_cli_rejects_a_bad_option_with_a_message(tmp_path: Path) -> None:
     topo = tmp_path / "t.topo"
     topo.write_text(
-        'topology t {\n    element src = Generate(count=10)\n    element n = Null()\n'
+        "topology t {\n    element src = Generate(count=10)\n    element n = Null()\n"
         "    src -> n\n}\n"
     )
     done = subprocess.run(
@@ -227,7 +227,7 @@ def test_an_unwritable_run_dir_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     tc = chain("rd", [("src", "Generate", {"count": 10}), ("sink", "Null", {})])
-    with pytest.raises(RunError, match="cannot use .* as the run folder"):
+    with pytest.raises(RunError, match=r"cannot use .* as the run folder"):
         datablox.run(tc, run_dir=blocker / "run")
 
 
@@ -276,12 +276,12 @@ def test_a_sink_path_below_a_file_is_a_clear_start_error(cluster: Cluster, tmp_p
     )
     result = cluster.run(tc, fusion="off")
     assert result.exit_code == 1
-    assert result.problems == [
+    [problem] = result.problems
+    assert problem.startswith(
         f"element 'out' could not start: ParameterError: JsonLinesSink: cannot write "
         f"'{tmp_path / 'file' / 'out.jsonl'}': '{tmp_path / 'file'}' is a file, not a folder"
-        f"\n  hint: choose a path whose folders are folders (at files.py:"
-        + result.problems[0].split("(at files.py:")[1]
-    ]
+    )
+    assert "FileExistsError" not in problem
 
 
 # ---- 6. the same results in every fusion mode and codec ------------------------
@@ -404,7 +404,9 @@ def test_the_table_shows_dead_letters(tmp_path: Path) -> None:
     header = next(line for line in done.stderr.splitlines() if "element" in line and "dead" in line)
     assert "busy" in header and "blocked" in header and "idle" in header
     row = next(line for line in done.stderr.splitlines() if line.lstrip("│ ").startswith("keep"))
-    assert "1,000" in row.split("│")[header.split("│").index(" dead ")] or " 1,000 " in row
+    columns = [cell.strip() for cell in header.split("│")]
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[columns.index("dead")] == "1,000", row
 
 
 if __name__ == "__main__":

@@ -77,8 +77,17 @@ class ElementContext:
         self._log = log
         self._wait = wait or time.sleep
         self.dead_count = 0
+        #: set when the push outputs have ended; emitting after that is a mistake
+        self.closed = False
+        #: every out-port, also after ``close`` (which empties ``outputs``)
+        self.ports = outputs
 
     def _out(self, port: str) -> OutPort:
+        if self.closed:
+            raise ElementError(
+                f"element '{self.element}' emitted on '{port}' after its push outputs ended "
+                "(after on_finish)"
+            )
         try:
             return self.outputs[port]
         except KeyError:
@@ -94,6 +103,7 @@ class ElementContext:
         except KeyError:
             self._out(port)
             raise
+
         pending = out.pending
         pending.append(record)
         if len(pending) >= out.batch_size:
@@ -104,6 +114,12 @@ class ElementContext:
         out.pending.extend(records)
         if len(out.pending) >= out.batch_size:
             out.flush()
+
+    def close(self) -> None:
+        """End the push outputs: from now on an emit raises ElementError."""
+        self.flush()
+        self.closed = True
+        self.outputs = {}
 
     def flush(self) -> None:
         """Hand every pending record to its links."""

@@ -29,24 +29,26 @@ class Hosted:
         self.open_inputs: dict[str, set[int]] = {}
         #: query in-port -> asking connection ids whose asker has not finished
         self.open_queries: dict[str, set[int]] = {}
+        #: on_finish has run and the push outputs have ended (queries may still come)
+        self.outputs_ended = False
         self.finished = False
         self.failed: str | None = None
 
-    def waiting_for(self) -> bool:
-        """True while an input, a query client or the source itself is still open."""
-        if not self.source_done:
-            return True
-        if any(self.open_inputs.values()):
-            return True
+    def inputs_open(self) -> bool:
+        """True while a push input, or the source itself, is still open."""
+        return not self.source_done or any(self.open_inputs.values())
+
+    def queries_open(self) -> bool:
+        """True while an element that may still ask this one has not finished asking."""
         return any(self.open_queries.values())
 
     def emitted(self) -> int:
-        return sum(out.emitted for out in self.ctx.outputs.values())
+        return sum(out.emitted for out in self.ctx.ports.values())
 
     def progress(self) -> list[int | None] | None:
         if not self.is_source:
             return None
         element = self.element
         assert isinstance(element, Source)
-        out = self.ctx.outputs.get(element.source_port)
+        out = self.ctx.ports.get(element.source_port)
         return [out.emitted if out else 0, element.total]

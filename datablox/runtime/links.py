@@ -15,14 +15,13 @@ from datablox.codec import Codec
 from datablox.errors import QueryError, QueryTimeout
 from datablox.runtime.clock import Account, Clock
 
-#: Called while a send is blocked by backpressure (the process keeps serving).
-BlockedHook = Callable[[], None]
+#: Called while a send to a socket is blocked by backpressure: waits until the
+#: socket may take the batch, serving the rest of the process meanwhile.
+BlockedHook = Callable[[Any], None]
 #: Waits until a socket is readable (True) or ``seconds`` pass (False; None: no limit),
 #: serving the rest of the process meanwhile.
 WaitHook = Callable[[Any, "float | None"], bool]
 #: Errors a codec raises for a value it cannot carry.
-#: How long a blocked send waits for room before serving queries and control again.
-BLOCKED_POLL_MS = 5
 REFUSALS = (TypeError, ValueError, OverflowError, RecursionError)
 
 
@@ -168,19 +167,14 @@ class RemoteLink:
             pass
         started = time.monotonic()
         previous = self._clock.block()
-        poller = zmq.Poller()
-        poller.register(self.sock, zmq.POLLOUT)
         try:
-            while True:
-                if poller.poll(BLOCKED_POLL_MS):
-                    try:
-                        self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
-                        break
-                    except zmq.Again:
-                        continue
-                self._on_blocked()
-                if self.abandoned:
+            while not self.abandoned:
+                self._on_blocked(self.sock)
+                try:
+                    self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
                     break
+                except zmq.Again:
+                    continue
         finally:
             self._clock.leave(previous)
             self.blocked_seconds += time.monotonic() - started

@@ -98,12 +98,18 @@ class EventLoop:
         finally:
             self.clock.leave(previous)
 
-    def while_blocked(self) -> None:
-        """Called while a send waits for room downstream: answer queries and control."""
-        while self.control.poll(0):
-            self.on_control(control.decode(self.control.recv()))
-        for sock in self.query_sockets:
-            self.answer(sock)
+    def while_blocked(self, sock: Socket) -> None:
+        """Wait until ``sock`` has room (or a while), answering queries and control meanwhile."""
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLOUT)
+        poller.register(self.control, zmq.POLLIN)
+        for other in self.query_sockets:
+            poller.register(other, zmq.POLLIN)
+        for ready, _ in poller.poll(100):
+            if ready is self.control:
+                self.on_control(control.decode(ready.recv()))
+            elif ready is not sock:
+                self.answer(ready)
         self.report_if_due()
 
     def wait_readable(self, sock: Socket, seconds: float | None) -> bool:

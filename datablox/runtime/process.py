@@ -107,9 +107,7 @@ class ProcessRuntime(EventLoop):
                 if msg["op"] == op:
                     return msg
                 self.on_control(msg)
-        raise StartFailed(
-            "*", f"no '{op}' from the care-taker within {self.startup_timeout:.0f} s"
-        )
+        raise StartFailed("*", f"no '{op}' from the care-taker within {self.startup_timeout:.0f} s")
 
     # ---- start-up ----------------------------------------------------------
     def load(self) -> None:
@@ -172,7 +170,7 @@ class ProcessRuntime(EventLoop):
         """The receivers of these connections gave up: discard (and count) what is sent there."""
         conns = set(msg.get("conns", []))
         for hosted in self.hosted.values():
-            for out in hosted.ctx.outputs.values():
+            for out in hosted.ctx.ports.values():
                 for i, link in enumerate(out.links):
                     if isinstance(link, RemoteLink) and link.conn_id in conns:
                         link.abandoned = True
@@ -220,24 +218,39 @@ class ProcessRuntime(EventLoop):
             self.clock.leave(previous)
 
     def maybe_finish(self, hosted: Hosted) -> None:
-        if hosted.finished or hosted.waiting_for():
+        """End an element in two steps: its outputs when its inputs have ended, then itself.
+
+        When every push input has ended (and a source's generator is done),
+        ``on_finish`` runs, the push outputs end and the elements it asks learn
+        it has finished asking. It goes on answering queries until everyone who
+        may ask it has finished too; only then is it finished. So a source that
+        answers its own consumer's queries ends its stream first and is not
+        kept waiting for a consumer that waits for that very end.
+        """
+        if hosted.finished:
+            return
+        if not hosted.outputs_ended:
+            if hosted.inputs_open():
+                return
+            hosted.outputs_ended = True
+            self._call(hosted, "on_finish")
+            hosted.ctx.close()
+            for out in hosted.ctx.ports.values():
+                for link in out.links:
+                    if isinstance(link, RemoteLink):
+                        link.close()
+                    elif isinstance(link, LocalLink):
+                        link.flush()
+                        self.connection_ended(link.conn_id)
+            for conn in self.spec["connections"]:
+                if conn["kind"] == "query" and conn["from"]["element"] == hosted.name:
+                    target = self.hosted.get(conn["to"]["element"])
+                    if target is not None:
+                        target.open_queries.get(conn["to"]["port"], set()).discard(conn["id"])
+                        self.maybe_finish(target)
+        if hosted.queries_open() or hosted.finished:
             return
         hosted.finished = True
-        self._call(hosted, "on_finish")
-        hosted.ctx.flush()
-        for out in hosted.ctx.outputs.values():
-            for link in out.links:
-                if isinstance(link, RemoteLink):
-                    link.close()
-                elif isinstance(link, LocalLink):
-                    link.flush()
-                    self.connection_ended(link.conn_id)
-        for conn in self.spec["connections"]:
-            if conn["kind"] == "query" and conn["from"]["element"] == hosted.name:
-                target = self.hosted.get(conn["to"]["element"])
-                if target is not None:
-                    target.open_queries.get(conn["to"]["port"], set()).discard(conn["id"])
-                    self.maybe_finish(target)
         self.send(
             "element_finished",
             element=hosted.name,
