@@ -38,8 +38,8 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
                 highlight=False,
             )
     for line in st.lost():
-        console.print(f"[red]lost:[/red] {line}", highlight=False)
+        console.print(f"[red]lost:[/red] {line}", highlight=False, soft_wrap=True)
     for problem in result.problems:
-        console.print(f"[red]error:[/red] {problem}", highlight=False)
+        console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
     if result.problems or dead:
         console.print(f"logs: {result.run_dir / 'logs'}", highlight=False)

@@ -302,7 +302,7 @@ def test_run_exits_1_and_names_the_element_that_failed_to_start(tmp_path: Path) 
     assert proc.returncode == 1
     assert (
         "error: element 'src' could not start: ParameterError: JsonLinesSource: file "
-        "'data/nope.jsonl' does not exist"
+        f"'{tmp_path / 'data' / 'nope.jsonl'}' does not exist"
     ) in proc.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["exit_code"] == 1

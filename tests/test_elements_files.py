@@ -108,7 +108,7 @@ def test_sink_dead_letters_unencodable_record(tmp_path: Path) -> None:
     h.finish()
     assert path.read_text().splitlines() == ['{"a":1}', '{"a":2}']
     assert len(h.dead_letters) == 1
-    assert h.dead_letters[0]["error"].startswith("cannot encode record as JSON")
+    assert h.dead_letters[0]["error"].startswith("cannot write the record as JSON")
 
 
 # ---- CsvSource -------------------------------------------------------------

@@ -242,7 +242,7 @@ def _jsonl_clean(ran: Ran) -> None:
     assert dead[0]["error"].startswith("malformed JSON at column ")
     assert dead[0] == {
         "element": "src",
-        "file": "data/events.jsonl",
+        "file": str(ran.folder / "data/events.jsonl"),
         "line": 7,
         "record": raw_lines[6],
         "error": dead[0]["error"],

@@ -389,7 +389,7 @@ def test_the_table_shows_dead_letters(tmp_path: Path) -> None:
     topo.write_text(
         "topology dead {\n"
         "    element src = Generate(count=1000)\n"
-        '    element keep = Filter(where="missing > 1")\n'
+        '    element keep = Filter(where="key > 1")\n'
         "    element n = Null()\n"
         "    src -> keep -> n\n}\n"
     )
@@ -403,8 +403,8 @@ def test_the_table_shows_dead_letters(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     header = next(line for line in done.stderr.splitlines() if "element" in line and "dead" in line)
     assert "busy" in header and "blocked" in header and "idle" in header
-    row = next(line for line in done.stderr.splitlines() if line.lstrip("│ ").startswith("keep"))
-    columns = [cell.strip() for cell in header.split("│")]
+    row = next(line for line in done.stderr.splitlines() if line.startswith("│ keep "))
+    columns = [cell.strip() for cell in header.split("┃")]
     cells = [cell.strip() for cell in row.split("│")]
     assert cells[columns.index("dead")] == "1,000", row
 

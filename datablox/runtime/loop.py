@@ -66,6 +66,8 @@ class EventLoop:
         self.restarted = False
         self.poller = zmq.Poller()
         self.stopping = False
+        #: a source of this process is still producing
+        self.sources_active = False
         self.last_report = time.monotonic()
         self.reported: dict[str, tuple[float, float]] = {}
 
@@ -142,7 +144,7 @@ class EventLoop:
                 reading = False
                 for other in self.in_sockets:
                     poller.unregister(other)
-            self.flush_due()
+            self.flush_due(self.flush_interval)
             self.report_if_due()
 
     def read_ahead(self, sock: Socket) -> None:
@@ -170,7 +172,11 @@ class EventLoop:
                 self.drain(sock)
             else:
                 self.answer(sock)
-        self.flush_due()
+        # Nothing more to read: send partly filled batches now rather than after
+        # the flush interval, or each hop would add up to that interval again.
+        # Sources keep the timer, so the batches they produce fill up.
+        idle = events and not self.sources_active and not self.poller.poll(0)
+        self.flush_due(0.0 if idle else self.flush_interval)
         self.report_if_due()
 
     def drain(self, sock: Socket) -> None:
@@ -218,9 +224,8 @@ class EventLoop:
             body = encode_reply(hosted.handler.query(port, decode_query(payload)))
             sock.send_multipart([ident, corr, body])
 
-    def flush_due(self) -> None:
+    def flush_due(self, interval: float) -> None:
         now = time.monotonic()
-        interval = self.flush_interval
         clock = self.clock
         for link in self.links:
             if link.due(now, interval):

@@ -266,6 +266,7 @@ class ProcessRuntime(EventLoop):
         stopping = self.is_stopping
         while not all(h.finished for h in self.hosted.values()):
             active = [h for h in sources if not h.source_done]
+            self.sources_active = bool(active)
             if active:
                 for hosted in active:
                     previous = self.clock.enter(hosted.handler.work)
