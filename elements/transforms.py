@@ -189,11 +189,30 @@ class Map(Element):
 
     def on_batch(self, port: str, records: list[Record]) -> None:
         out: list[Record] = []
+        if self.fn is not None and not self.set and not self.drop:
+            self._fn_only(port, records, out)
+            return
         for record in records:
             # Per record, not per batch: a user fn may have side effects, so a
             # failed batch must not be re-run to find the bad record.
             try:
                 self._one(record, out)
+            except Exception as exc:
+                self.reject(record, _error_text(exc), port=port)
+        if out:
+            self.emit_many(out)
+
+    def _fn_only(self, port: str, records: list[Record], out: list[Record]) -> None:
+        """The commonest Map, a function alone, with the per-record work inlined."""
+        fn, append = self.fn, out.append
+        assert fn is not None
+        for record in records:
+            try:
+                result = fn(record)
+                if type(result) is dict:
+                    append(result)
+                elif result is not None:
+                    self._result(result, out)
             except Exception as exc:
                 self.reject(record, _error_text(exc), port=port)
         if out:
@@ -210,8 +229,11 @@ class Map(Element):
             out.append(record)
             return
         result = self.fn(record)
-        if result is None:
-            return
+        if result is not None:
+            self._result(result, out)
+
+    @staticmethod
+    def _result(result: Any, out: list[Record]) -> None:
         if isinstance(result, dict):
             out.append(result)
         elif isinstance(result, list) and all(isinstance(r, dict) for r in result):
