@@ -21,7 +21,19 @@ overrides a few hooks that the runtime calls from a single thread:
     when every connection into a push in-port has ended.
 ``on_finish()``
     when all push in-ports have ended (sources: when ``generate`` is exhausted
-    or the run is stopping). The last chance to emit; flush files here.
+    or the run is stopping). The last chance to emit; flush files here. The
+    push outputs end right after it; queries may still arrive until every
+    element that asks this one has finished, so a source may answer its own
+    consumer's queries.
+
+Errors: any exception from ``on_record``/``on_batch`` (including ``QueryError``
+and ``QueryTimeout`` from ``ask``) dead-letters the record; raise
+:class:`~datablox.errors.ElementError` to stop the element and fail the run.
+
+An element class may also define a static ``check_params(params)`` returning a
+list of ``datablox.ports.ParamProblem``; ``datablox-master check`` calls it, so
+a bad parameter value is reported at its place in the ``.topo`` before
+anything runs (``Filter`` and ``Map`` parse their expressions there).
 
 Not guaranteed: the order of batches arriving from *different* upstream
 elements, nor that a record emitted is delivered if the receiving process is
