@@ -110,6 +110,7 @@ class CareTaker:
             "control": self.element_endpoint,
             "run_dir": str(self.run_dir),
             "host": self.host,
+            "parent_pid": os.getpid(),
         }
 
     # ---- element process → care-taker → master -----------------------------

@@ -61,6 +61,8 @@ def iter_json_lines(path: str) -> Iterator[tuple[int, str, Any, str | None]]:
     """
     with open(path, "rb") as fh:
         for lineno, line in enumerate(fh, 1):
+            if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]  # a UTF-8 byte order mark, as Windows tools write it
             if not line.strip():
                 continue
             try:

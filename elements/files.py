@@ -209,7 +209,7 @@ class CsvSource(Source):
         self._names(self.files[0], self._first_row(self.files[0]))
 
     def _first_row(self, path: str) -> list[str] | None:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # Excel writes a BOM
             for row in csv.reader(fh, delimiter=self.delimiter):
                 if row:
                     return row
@@ -231,7 +231,7 @@ class CsvSource(Source):
             yield from self._read(path)
 
     def _read(self, path: str) -> Iterator[Record]:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # Excel writes a BOM
             reader = csv.reader(fh, delimiter=self.delimiter)
             names: list[str] | None = None if self.header else self._names(path, None)
             convert = [(n, _CONVERTERS[t]) for n, t in self.types.items() if t != "str"]

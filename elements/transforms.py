@@ -8,7 +8,7 @@ from typing import Any
 from datablox.element import Element, Record
 from datablox.elements._support import Rejects
 from datablox.elements.expr import Evaluator, compile_expr
-from datablox.errors import ElementClassError, ExpressionError, ParameterError
+from datablox.errors import ElementClassError, ElementError, ExpressionError, ParameterError
 from datablox.ports import Param, ParamProblem, push_in, push_out
 from datablox.registry import import_object
 
@@ -197,6 +197,8 @@ class Map(Element):
             # failed batch must not be re-run to find the bad record.
             try:
                 self._one(record, out)
+            except ElementError:
+                raise
             except Exception as exc:
                 self.reject(record, _error_text(exc), port=port)
         if out:
@@ -213,6 +215,8 @@ class Map(Element):
                     append(result)
                 elif result is not None:
                     self._result(result, out)
+            except ElementError:
+                raise
             except Exception as exc:
                 self.reject(record, _error_text(exc), port=port)
         if out:

@@ -61,7 +61,12 @@ class RunOptions:
                 )
         for name, positive in (("flush_ms", False), ("startup_timeout", True)):
             value = getattr(self, name)
-            ok = isinstance(value, int | float) and math.isfinite(value) and value >= 0
+            ok = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value >= 0
+            )
             if not ok or (positive and value == 0):
                 need = "more than 0" if positive else "0 or more"
                 raise RunError(f"--{name.replace('_', '-')} must be {need}, got {value!r}")

@@ -409,5 +409,58 @@ def test_the_table_shows_dead_letters(tmp_path: Path) -> None:
     assert cells[columns.index("dead")] == "1,000", row
 
 
+# ---- 11. user modules named like datablox's own packages --------------------------
+def test_user_modules_named_elements_master_and_dsl_do_not_shadow_datablox(tmp_path: Path) -> None:
+    (tmp_path / "elements.py").write_text(
+        "from datablox import Element, push_in, push_out\n\n\n"
+        "class Tag(Element):\n"
+        '    ports = (push_in("in"), push_out("out"))\n\n'
+        "    def on_record(self, port, record):\n"
+        '        record["tag"] = "mine"\n'
+        "        self.emit(record)\n"
+    )
+    (tmp_path / "master.py").write_text(
+        "raise ImportError('the user module master was imported')\n"
+    )
+    (tmp_path / "dsl.py").write_text("raise ImportError('the user module dsl was imported')\n")
+    (tmp_path / "t.topo").write_text(
+        "topology t {\n"
+        "    element src = Generate(count=100)\n"
+        "    element tag = elements:Tag()\n"
+        '    element out = JsonLinesSink(path="out.jsonl")\n'
+        "    src -> tag -> out\n}\n"
+    )
+    cli = console_script("datablox-master")
+    checked = subprocess.run([cli, "check", "t.topo"], cwd=tmp_path, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    for fusion in FUSIONS:
+        done = subprocess.run(
+            [cli, "run", "t.topo", "--fusion", fusion, "--display", "quiet"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        got = lines(tmp_path / "out.jsonl")
+        assert len(got) == 100 and {r["tag"] for r in got} == {"mine"}
+
+
+# ---- 12. byte order marks in data files --------------------------------------------
+def test_csv_and_json_lines_with_a_byte_order_mark_read_cleanly(tmp_path: Path) -> None:
+    from datablox.testing import ElementHarness
+
+    csv = tmp_path / "bom.csv"
+    csv.write_bytes(b"\xef\xbb\xbfid,name\r\n1,a\r\n")
+    assert ElementHarness("CsvSource", {"path": str(csv)}).run_source() == [
+        {"id": "1", "name": "a"}
+    ]
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b'\xef\xbb\xbf{"id": 1}\n{"id": 2}\n')
+    h = ElementHarness("JsonLinesSource", {"path": str(jsonl)})
+    assert h.run_source() == [{"id": 1}, {"id": 2}]
+    assert h.dead_letters == []
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import reprlib
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -92,18 +93,31 @@ class DeadLetterFile:
         self.folder = Path(folder)
         self._files: dict[str, Any] = {}
         self.paths: dict[str, str] = {}
+        #: dead letters that could not be written (disk full, permissions)
+        self.unwritten = 0
 
     def write(self, element: str, record: Any, error: str, context: dict[str, Any]) -> None:
-        fh = self._files.get(element)
-        if fh is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / (element.replace("/", "__") + ".jsonl")
-            fh = open(path, "ab")  # noqa: SIM115 - closed in close()
-            self._files[element] = fh
-            self.paths[element] = str(path)
         entry = {"element": element, "error": error, **context, "record": record}
-        fh.write(dead_letter_line(entry))
-        fh.flush()
+        try:
+            fh = self._files.get(element)
+            if fh is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path = self.folder / (element.replace("/", "__") + ".jsonl")
+                fh = open(path, "ab")  # noqa: SIM115 - closed in close()
+                self._files[element] = fh
+                self.paths[element] = str(path)
+            fh.write(dead_letter_line(entry))
+            fh.flush()
+        except OSError as exc:
+            # the record is still counted as a dead letter; the run goes on
+            self.unwritten += 1
+            if self.unwritten == 1:
+                print(
+                    f"[{element}] cannot write dead letters under {self.folder}: {exc}; "
+                    "dead letters are counted but not kept",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def close(self) -> None:
         for fh in self._files.values():

@@ -76,7 +76,9 @@ class RemoteLink:
     ``batch_size`` records are pending or when the oldest pending record is
     older than the flush interval (checked by the runtime loop). A full
     downstream queue blocks the send; while blocked, ``on_blocked`` keeps the
-    process answering its care-taker.
+    process answering queries and its care-taker. Records emitted meanwhile
+    (by a query's answerer) stay buffered until the held batch has gone, so
+    batches leave in order with increasing sequence numbers.
     """
 
     __slots__ = (
@@ -86,13 +88,13 @@ class RemoteLink:
         "_on_blocked",
         "abandoned",
         "batch_size",
-        "blocked_seconds",
         "buf",
         "conn_id",
         "describe",
         "first_at",
         "owner",
         "sender_id",
+        "sending",
         "sent",
         "seq",
         "sock",
@@ -126,7 +128,7 @@ class RemoteLink:
         self.first_at = 0.0
         self.seq = 0
         self.sent = 0
-        self.blocked_seconds = 0.0
+        self.sending = False
         self.abandoned = False
 
     def append(self, record: Any) -> None:
@@ -146,18 +148,19 @@ class RemoteLink:
 
     def flush(self) -> None:
         buf = self.buf
-        if not buf:
+        if not buf or self.sending:
             return
         self.buf = []
         payload, n = self._encoder.encode(buf)
         if not n:
             return
-        header = frames.pack_header(
-            frames.DATA, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, n
-        )
-        self._send([header, payload])
+        seq = self.seq
         self.seq += 1
         self.sent += n
+        header = frames.pack_header(
+            frames.DATA, self._codec.wire_id, self.sender_id, self.conn_id, seq, n
+        )
+        self._send([header, payload])
 
     def _send(self, parts: list[bytes]) -> None:
         try:
@@ -165,8 +168,8 @@ class RemoteLink:
             return
         except zmq.Again:
             pass
-        started = time.monotonic()
         previous = self._clock.block()
+        self.sending = True
         try:
             while not self.abandoned:
                 self._on_blocked(self.sock)
@@ -176,8 +179,8 @@ class RemoteLink:
                 except zmq.Again:
                     continue
         finally:
+            self.sending = False
             self._clock.leave(previous)
-            self.blocked_seconds += time.monotonic() - started
 
     def due(self, now: float, interval: float) -> bool:
         return bool(self.buf) and now - self.first_at >= interval

@@ -56,11 +56,13 @@ class EventLoop:
         self.clock = Clock()
         self.hosted: dict[str, Hosted] = {}
         self.links: list[RemoteLink | LocalLink | DroppingLink] = []
-        self.remote_links: list[RemoteLink] = []
         self.in_sockets: dict[Socket, tuple[Hosted, str]] = {}
         self.query_sockets: dict[Socket, tuple[Hosted, str]] = {}
         self.recv_counts: dict[int, int] = {}
         self.expected_seq: dict[int, int] = {}
+        #: control messages that arrived while an element's hook was running (blocked or
+        #: waiting for an answer); handled by the main loop, after the backlog
+        self.deferred: list[dict[str, Any]] = []
         #: input batches read while an element waited for a query answer, in arrival order
         self.backlog: deque[tuple[Socket, list[bytes]]] = deque()
         self.restarted = False
@@ -109,13 +111,27 @@ class EventLoop:
             poller.register(other, zmq.POLLIN)
         for ready, _ in poller.poll(100):
             if ready is self.control:
-                self.on_control(control.decode(ready.recv()))
+                self.defer_control(control.decode(ready.recv()))
             elif ready is not sock:
                 self.answer(ready)
         self.report_if_due()
 
+    def defer_control(self, msg: dict[str, Any]) -> None:
+        """Inside an element's hook: only a stop is handled now; the rest waits its turn."""
+        if msg["op"] == "stop":
+            self.on_control(msg)
+        else:
+            self.deferred.append(msg)
+
     def wait_readable(self, sock: Socket, seconds: float | None) -> bool:
         """Wait until ``sock`` (an asker's) is readable, serving the process meanwhile."""
+        previous = self.clock.block()  # waiting on another element, not working
+        try:
+            return self._wait_readable(sock, seconds)
+        finally:
+            self.clock.leave(previous)
+
+    def _wait_readable(self, sock: Socket, seconds: float | None) -> bool:
         deadline = None if seconds is None else time.monotonic() + seconds
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
@@ -135,7 +151,7 @@ class EventLoop:
                 if ready is sock:
                     return True
                 if ready is self.control:
-                    self.on_control(control.decode(ready.recv()))
+                    self.defer_control(control.decode(ready.recv()))
                 elif ready in self.query_sockets:
                     self.answer(ready)
                 elif reading:
@@ -144,7 +160,8 @@ class EventLoop:
                 reading = False
                 for other in self.in_sockets:
                     poller.unregister(other)
-            self.flush_due(self.flush_interval)
+            # only batches to other processes: a fused receiver may be the waiting element
+            self.flush_due(self.flush_interval, remote_only=True)
             self.report_if_due()
 
     def read_ahead(self, sock: Socket) -> None:
@@ -162,6 +179,8 @@ class EventLoop:
         while backlog:
             sock, parts = backlog.popleft()
             self.receive(sock, parts)
+        while self.deferred:
+            self.on_control(self.deferred.pop(0))
         # ZeroMQ waits in whole milliseconds: round up, or a sub-millisecond
         # wait would become a busy loop that starves the other processes
         events = self.poller.poll(math.ceil(timeout * 1000))
@@ -224,10 +243,12 @@ class EventLoop:
             body = encode_reply(hosted.handler.query(port, decode_query(payload)))
             sock.send_multipart([ident, corr, body])
 
-    def flush_due(self, interval: float) -> None:
+    def flush_due(self, interval: float, remote_only: bool = False) -> None:
         now = time.monotonic()
         clock = self.clock
         for link in self.links:
+            if remote_only and not isinstance(link, RemoteLink):
+                continue
             if link.due(now, interval):
                 # encoding (and blocking) is the sending element's work
                 previous = clock.enter(link.owner)  # type: ignore[union-attr]

@@ -177,7 +177,6 @@ class ProcessRuntime(EventLoop):
                         dropping = DroppingLink(link.conn_id, link.sent, len(link.buf))
                         out.links[i] = dropping
                         self.links[self.links.index(link)] = dropping
-                        self.remote_links.remove(link)
 
     def _on_query_done(self, msg: dict[str, Any]) -> None:
         for conn_id in msg.get("conns", []):
@@ -221,11 +220,13 @@ class ProcessRuntime(EventLoop):
         """End an element in two steps: its outputs when its inputs have ended, then itself.
 
         When every push input has ended (and a source's generator is done),
-        ``on_finish`` runs, the push outputs end and the elements it asks learn
-        it has finished asking. It goes on answering queries until everyone who
-        may ask it has finished too; only then is it finished. So a source that
-        answers its own consumer's queries ends its stream first and is not
-        kept waiting for a consumer that waits for that very end.
+        ``on_finish`` runs and the push outputs end; fused elements it asks
+        learn now that it has finished asking (elements in other processes
+        learn it from the master when it is finished). It goes on answering
+        queries until everyone who may ask it has finished too; only then is it
+        finished. So a source that answers its own consumer's queries ends its
+        stream first and is not kept waiting for a consumer that waits for that
+        very end.
         """
         if hosted.finished:
             return
@@ -321,11 +322,13 @@ class ProcessRuntime(EventLoop):
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    watch_parent(os.getppid())
+    spec = orjson.loads(Path(argv[0]).read_bytes())
+    # the care-taker's pid from the spec: getppid() would already name the
+    # reaper if the care-taker died before this line
+    watch_parent(int(spec.get("parent_pid") or os.getppid()))
     # Ctrl-C in a terminal reaches the whole process group; the master turns it
     # into an orderly stop, so element processes ignore it themselves.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    spec = orjson.loads(Path(argv[0]).read_bytes())
     runtime = ProcessRuntime(spec)
 
     def on_term(*_: Any) -> None:

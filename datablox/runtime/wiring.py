@@ -84,7 +84,6 @@ def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
                 rt.clock,
                 owner,
             )
-            rt.remote_links.append(link)
         out.links.append(link)
         rt.links.append(link)
     for hosted in rt.hosted.values():
