@@ -117,8 +117,9 @@ class EventLoop:
         self.report_if_due()
 
     def defer_control(self, msg: dict[str, Any]) -> None:
-        """Inside an element's hook: only a stop is handled now; the rest waits its turn."""
-        if msg["op"] == "stop":
+        """Inside an element's hook: a stop, or the news that a receiver gave up (which
+        ends a blocked send), is handled now; the rest waits for the main loop."""
+        if msg["op"] in ("stop", "abandon"):
             self.on_control(msg)
         else:
             self.deferred.append(msg)
