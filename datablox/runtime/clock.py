@@ -33,31 +33,24 @@ class Clock:
         #: blocked time outside any element's code (e.g. the final flush)
         self.unowned_blocked = Account()
 
-    def enter(self, account: Account | None) -> Account | None:
-        """Charge time from now on to ``account``; returns the account to restore."""
-        now = perf_counter()
-        previous = self.current
-        if previous is not None:
-            previous.seconds += now - self.since
-        self.current = account
-        self.since = now
-        return previous
-
-    def leave(self, previous: Account | None) -> None:
-        """Charge the time since the matching ``enter`` and restore ``previous``."""
-        now = perf_counter()
-        current = self.current
-        if current is not None:
-            current.seconds += now - self.since
-        self.current = previous
-        self.since = now
-
     def settle(self) -> None:
         """Charge the time so far to the account in effect (before reading accounts)."""
         now = perf_counter()
         if self.current is not None:
             self.current.seconds += now - self.since
         self.since = now
+
+    def enter(self, account: Account | None) -> Account | None:
+        """Charge time from now on to ``account``; returns the account to restore."""
+        self.settle()
+        previous = self.current
+        self.current = account
+        return previous
+
+    def leave(self, previous: Account | None) -> None:
+        """Charge the time since the matching ``enter`` and restore ``previous``."""
+        self.settle()
+        self.current = previous
 
     def block(self) -> Account | None:
         """Start charging the element running now as blocked; pair with ``leave``."""
