@@ -29,14 +29,12 @@ class CareTaker:
         node: str = "local",
         host: str = "127.0.0.1",
         slots: int | None = None,
-        max_restarts: int = 3,
         root: Path | None = None,
         zctx: zmq.Context | None = None,  # type: ignore[type-arg]
     ) -> None:
         self.node = node
         self.host = host
         self.slots = slots or os.cpu_count() or 1
-        self.max_restarts = max_restarts
         self.root = root or Path.home() / ".datablox" / "runs"
         self.zctx = zctx or zmq.Context.instance()
         self.master = self.zctx.socket(zmq.DEALER)
@@ -49,11 +47,14 @@ class CareTaker:
         self.element_endpoint = self.elements.getsockopt_string(zmq.LAST_ENDPOINT)
         self.sampler = LoadSampler()
         self.supervisor: Supervisor | None = None
+        #: the specs of the run's processes as launched (relaunched on a restore)
+        self.specs: list[dict[str, Any]] = []
         self.stop_event = threading.Event()
         self.run_dir: Path | None = None
         self.from_master = control.Dispatcher(
             {
                 "launch": self._launch,
+                "restore": self._restore,
                 "send": self._send,
                 "kill": self._kill,
                 "shutdown": self._shutdown,
@@ -70,6 +71,9 @@ class CareTaker:
                 "failed": relay,
                 "log": relay,
                 "element_finished": relay,
+                "snapshotted": relay,
+                "not_replayable": relay,
+                "problem": relay,
             },
             f"care-taker '{node}'",
         )
@@ -86,9 +90,25 @@ class CareTaker:
 
     def _launch(self, msg: dict[str, Any]) -> None:
         self.run_dir = Path(msg.get("run_dir") or self.root / msg["run_id"])
-        self.supervisor = Supervisor(self.run_dir, msg.get("max_restarts", self.max_restarts))
-        for spec in msg["processes"]:
+        self.supervisor = Supervisor(self.run_dir)
+        self.specs = list(msg["processes"])
+        for spec in self.specs:
             self.supervisor.launch(self.complete(spec))
+
+    def _restore(self, msg: dict[str, Any]) -> None:
+        """Start every process of the run again from a checkpoint (a new epoch).
+
+        The processes still running are killed first, without being reported:
+        the master asked for it. Each new process restores its elements from
+        the snapshots the message names and continues from there.
+        """
+        if self.supervisor is None:
+            return
+        self.supervisor.kill_all()
+        for spec in self.specs:
+            self.supervisor.launch(
+                self.complete({**spec, "epoch": msg["epoch"], "restore": msg["restore"]})
+            )
 
     def _send(self, msg: dict[str, Any]) -> None:
         self.to_process(msg["process"], msg["msg"])
@@ -127,9 +147,6 @@ class CareTaker:
 
     def _load(self, msg: dict[str, Any], child: Child) -> None:
         msg.update(self.sampler.sample(child.popen.pid))
-        for name, stats in msg.get("elements", {}).items():
-            if stats.get("progress"):
-                child.progress[name] = stats["progress"][0]
 
     def _finished(self, msg: dict[str, Any], child: Child) -> None:
         child.finished = True
@@ -144,21 +161,14 @@ class CareTaker:
         for ex in self.supervisor.reap():
             child = ex.child
             self.sampler.forget(child.popen.pid)
-            tail = log_tail(child.log_path)
-            if ex.kind == "crashed" and child.restarts < self.supervisor.max_restarts:
-                new: Child = self.supervisor.restart(child)
-                self.to_master(
-                    "restarted", process=child.name, code=ex.code, restarts=new.restarts, log=tail
-                )
-                continue
-            kind = "gave_up" if ex.kind == "crashed" else ex.kind
+            # the master decides what follows a crash (a restore of the whole run)
             self.to_master(
                 "exited",
                 process=child.name,
                 code=ex.code,
-                kind=kind,
-                log=tail,
-                restarts=child.restarts,
+                kind=ex.kind,
+                log=log_tail(child.log_path),
+                epoch=child.spec.get("epoch", 0),
             )
 
     def serve(self) -> None:

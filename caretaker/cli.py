@@ -38,9 +38,6 @@ def serve(
             "(default: CPU count)."
         ),
     ] = None,
-    max_restarts: Annotated[
-        int, typer.Option(help="Restarts of a crashed element process before giving up.")
-    ] = 3,
     root: Annotated[
         Path | None,
         typer.Option(help="Folder for run logs and dead letters (default ~/.datablox/runs)."),
@@ -49,9 +46,7 @@ def serve(
     """Connect to a master and run the element processes it assigns to this node."""
     from datablox.caretaker.agent import CareTaker
 
-    agent = CareTaker(
-        master, node=node, host=host, slots=slots, max_restarts=max_restarts, root=root
-    )
+    agent = CareTaker(master, node=node, host=host, slots=slots, root=root)
     signal.signal(signal.SIGTERM, lambda *_: agent.stop_event.set())
     try:
         agent.serve()

@@ -23,10 +23,7 @@ class Child:
     spec: dict[str, Any]
     popen: subprocess.Popen[bytes]
     log_path: Path
-    restarts: int = 0
     endpoints: dict[str, str] = field(default_factory=dict)
-    #: records each source element had emitted at its last load report
-    progress: dict[str, int] = field(default_factory=dict)
     finished: bool = False
     killed: bool = False
 
@@ -52,9 +49,8 @@ def log_tail(path: Path, lines: int = 12) -> str:
 class Supervisor:
     """Launches element processes as ``python -m datablox.runtime.process SPEC``."""
 
-    def __init__(self, run_dir: Path, max_restarts: int = 3) -> None:
+    def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.max_restarts = max_restarts
         self.children: dict[str, Child] = {}
 
     def launch(self, spec: dict[str, Any]) -> Child:
@@ -80,15 +76,6 @@ class Supervisor:
         child = Child(name, spec, popen, log_path)
         self.children[name] = child
         return child
-
-    def restart(self, child: Child) -> Child:
-        spec = {**child.spec, "binds": child.endpoints, "resume": child.progress}
-        new = self.launch(spec)
-        new.restarts = child.restarts + 1
-        # until the new process reports, what the old one reported still holds
-        new.endpoints = dict(child.endpoints)
-        new.progress = dict(child.progress)
-        return new
 
     def reap(self) -> list[Exit]:
         """Exits since the last call."""

@@ -24,6 +24,7 @@ from datablox.errors import (
 )
 from datablox.partition import PARTITIONS, owner_of, partition_of
 from datablox.ports import REQUIRED, Param, Port, push_in, push_out, query_in, query_out
+from datablox.sink import FileSink
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "ElementClassError",
     "ElementError",
     "ExpressionError",
+    "FileSink",
     "Param",
     "ParameterError",
     "Port",

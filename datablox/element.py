@@ -26,6 +26,18 @@ overrides a few hooks that the runtime calls from a single thread:
     element that asks this one has finished, so a source may answer its own
     consumer's queries.
 
+``snapshot()`` / ``restore(state)``
+    the element's state, for the delivery guarantee (``docs/delivery.md``).
+    ``snapshot`` returns any picklable value (None: no state); the runtime
+    calls it at each checkpoint, between batches, and writes it to the run's
+    checkpoint store. After a crash the element is started again
+    (``on_start`` runs as usual) and ``restore`` gets the state of the last
+    completed checkpoint; the records that came after it arrive again.
+    Counters, positions of sources and dead letters are the runtime's business.
+``on_checkpoint(checkpoint)``
+    when a checkpoint this element took part in is complete everywhere: the
+    moment for a sink to commit to an outside system what it wrote up to it.
+
 Errors: any exception from ``on_record``/``on_batch`` (including ``QueryError``
 and ``QueryTimeout`` from ``ask``) dead-letters the record; raise
 :class:`~datablox.errors.ElementError` to stop the element and fail the run.
@@ -36,8 +48,9 @@ a bad parameter value is reported at its place in the ``.topo`` before
 anything runs (``Filter`` and ``Map`` parse their expressions there).
 
 Not guaranteed: the order of batches arriving from *different* upstream
-elements, nor that a record emitted is delivered if the receiving process is
-killed before it handles it (the run summary reports such losses per connection).
+elements. Guaranteed with sources that can replay: each record's effect on
+state (through ``snapshot``/``restore``) and at sinks happens exactly once,
+across crashes of element processes (``docs/delivery.md``).
 """
 
 from __future__ import annotations
@@ -105,6 +118,16 @@ class Element:
     def on_finish(self) -> None:
         """Called once when all inputs have ended; may still emit."""
 
+    def snapshot(self) -> Any:
+        """The element's state at a checkpoint (picklable; None: nothing to keep)."""
+        return None
+
+    def restore(self, state: Any) -> None:
+        """Take back the state ``snapshot`` returned, after ``on_start`` of a restarted element."""
+
+    def on_checkpoint(self, checkpoint: int) -> None:
+        """Checkpoint ``checkpoint`` is complete everywhere (commit what was written up to it)."""
+
     # ---- services provided by the runtime ----------------------------------
     def emit(self, record: Record, port: str = "out") -> None:
         """Send ``record`` on push out-port ``port`` (to every connection of that port).
@@ -170,8 +193,11 @@ class Source(Element):
 
     source_port: ClassVar[str] = "out"
     #: True when ``generate`` yields the same records in the same order every
-    #: time (files, seeded generators). A restarted process then skips the
-    #: records its last progress report counted, instead of sending them again.
+    #: time (files, seeded generators), so the source can replay: restored
+    #: at a checkpoint, it skips the records it had emitted before it, unless it
+    #: defines ``snapshot``/``restore`` to put itself at the position directly.
+    #: A source that cannot replay (False, and no ``restore``) gives at-most-once
+    #: delivery for what it emitted after the last checkpoint before a crash.
     resumable: ClassVar[bool] = False
     total: int | None = None
 

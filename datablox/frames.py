@@ -9,7 +9,9 @@ is 24 bytes, network order::
 both from the compiled topology; ``seq`` counts batches per connection from 0,
 so a receiver can detect loss or duplicates; ``records`` is the number of records.
 An end-of-stream batch (kind EOS) carries the total records sent in ``records``
-and the next unused ``seq``.
+and the next unused ``seq``. A checkpoint barrier (kind BARRIER) carries the
+checkpoint id in ``records`` and the next unused ``seq``: every batch before it
+belongs to that checkpoint, every batch after it to the next.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from datablox.errors import ProtocolError
 VERSION = 1
 DATA = 0
 EOS = 1
+BARRIER = 2
 
 _HEADER = struct.Struct("!BBBBIIQI")
 HEADER_SIZE = _HEADER.size
@@ -52,6 +55,6 @@ def unpack_header(data: bytes) -> Header:
     version, kind, codec, _flags, sender, connection, seq, records = _HEADER.unpack(data)
     if version != VERSION:
         raise ProtocolError(f"batch header version {version}, this datablox speaks {VERSION}")
-    if kind not in (DATA, EOS):
+    if kind not in (DATA, EOS, BARRIER):
         raise ProtocolError(f"batch header has unknown kind {kind}")
     return Header(kind, codec, sender, connection, seq, records)

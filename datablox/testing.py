@@ -57,14 +57,24 @@ def chain(
 class CaptureLink:
     """A link that keeps what is sent on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, conn_id: int = 0) -> None:
+        self.conn_id = conn_id
         self.records: list[Any] = []
+        self.sent = 0
 
     def append(self, record: Any) -> None:
         self.records.append(record)
+        self.sent += 1
 
     def extend(self, records: list[Any]) -> None:
         self.records.extend(records)
+        self.sent += len(records)
+
+    def flush(self) -> None:
+        pass
+
+    def barrier(self, checkpoint: int) -> None:
+        pass
 
 
 class _Answer:

@@ -8,16 +8,16 @@ from typing import Any
 
 import orjson
 
-from datablox.element import Element, Record, Source
+from datablox.element import Record, Source
 from datablox.elements._support import (
     Rejects,
     check_output,
     iter_json_lines,
-    open_output,
     resolve_files,
 )
 from datablox.errors import ParameterError
 from datablox.ports import Param, push_in, push_out
+from datablox.sink import FileSink
 
 __all__ = ["CsvSource", "JsonLinesSink", "JsonLinesSource"]
 
@@ -61,7 +61,7 @@ _dumps = orjson.dumps
 _KEYS = orjson.OPT_NON_STR_KEYS
 
 
-class JsonLinesSink(Element):
+class JsonLinesSink(FileSink):
     """Write each record as one JSON line.
 
     Ports:
@@ -77,7 +77,9 @@ class JsonLinesSink(Element):
     strings. The file is opened (and, without ``append``, replaced) only when
     the first batch arrives or the inputs end, so a run that fails to start
     leaves an existing file as it was. It is flushed after every batch and
-    closed when the inputs end.
+    closed when the inputs end. After a crash it is cut back to its length at
+    the last checkpoint and the replayed records are appended, so each record
+    is written once (``datablox.FileSink``).
     """
 
     ports = (push_in("in"),)
@@ -90,24 +92,16 @@ class JsonLinesSink(Element):
         self.path: str = params["path"]
         self.append: bool = params["append"]
         check_output("JsonLinesSink", self.path)
-        self.fh: Any = None
+        self.open_sink(self.path, self.append)
         self.reject = Rejects(self)
-
-    def _file(self) -> Any:
-        if self.fh is None:
-            self.fh = open_output(self.path, self.append)
-        return self.fh
 
     def on_batch(self, port: str, records: list[Record]) -> None:
         try:
             data = b"\n".join([_dumps(r, option=_KEYS) for r in records])
         except (TypeError, ValueError):
             data = self._encode_each(port, records)
-        fh = self._file()
-        if data:
-            fh.write(data + b"\n")
-        # Flush per batch (not per record): readers of a long run see whole batches.
-        fh.flush()
+        # Flushed per batch (not per record): readers of a long run see whole batches.
+        self.write(data + b"\n" if data else b"")
 
     def _encode_each(self, port: str, records: list[Record]) -> bytes:
         lines = []
@@ -119,9 +113,7 @@ class JsonLinesSink(Element):
         return b"\n".join(lines)
 
     def on_finish(self) -> None:
-        fh = self._file()
-        if not fh.closed:
-            fh.close()
+        self.close_sink()
 
 
 _CONVERTERS: dict[str, Callable[[str], Any]] = {

@@ -69,18 +69,28 @@ class Generate(Source):
         if self.keys < 1:
             raise ParameterError(f"Generate: keys must be >= 1, got {self.keys}", "keys")
         self.total = self.count
+        self.i = 0
+        self.rng = random.Random(self.seed)
+
+    def snapshot(self) -> Any:
+        # the position and the random state: a restore continues the same sequence
+        return {"i": self.i, "rng": self.rng.getstate()}
+
+    def restore(self, state: Any) -> None:
+        self.i = state["i"]
+        self.rng.setstate(state["rng"])
 
     def generate(self) -> Iterator[Record | None]:
-        rng = random.Random(self.seed)
+        rng = self.rng
         keys, stamp, rate, count = self.keys, self.stamp, self.rate, self.count
         names = [f"k{i}" for i in range(keys)]
         start = time.monotonic()
-        i = 0
+        first = i = self.i
         while count is None or i < count:
             if rate is not None:
                 # Pace against the start time rather than per record, so the
                 # rate holds on average even when single waits overshoot.
-                ahead = start + i / rate - time.monotonic()
+                ahead = start + (i - first) / rate - time.monotonic()
                 if ahead >= _MIN_WAIT:
                     self.wait(ahead)
             record: Record = {
@@ -91,5 +101,6 @@ class Generate(Source):
             }
             if stamp:
                 record["t_emit"] = time.monotonic()
-            yield record
             i += 1
+            self.i = i  # counted before the yield: a snapshot between batches sees it
+            yield record

@@ -185,8 +185,18 @@ def run(
     ] = 60.0,
     max_restarts: Annotated[
         int,
-        typer.Option(help="How often a crashed element process is restarted before the run fails."),
+        typer.Option(
+            help="How often one element process may crash (each crash restores every element "
+            "from the last checkpoint) before the run fails."
+        ),
     ] = 3,
+    snapshot_every: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between checkpoints (consistent snapshots of every element); 0 keeps "
+            "only the state at start, so a crash replays everything."
+        ),
+    ] = 1.0,
     run_dir: Annotated[
         Path | None,
         typer.Option(help="Folder for logs and dead letters (default: .datablox/runs/NAME-TIME)."),
@@ -245,6 +255,7 @@ def run(
         hwm=hwm,
         startup_timeout=startup_timeout,
         max_restarts=max_restarts,
+        snapshot_every=snapshot_every,
         run_dir=run_dir,
     )
     try:

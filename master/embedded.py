@@ -26,9 +26,7 @@ def run_embedded(
     options.validate()
     zctx = zmq.Context()
     master = Master("tcp://127.0.0.1:*", zctx)
-    caretaker = CareTaker(
-        master.endpoint, node="local", max_restarts=options.max_restarts, zctx=zctx
-    )
+    caretaker = CareTaker(master.endpoint, node="local", zctx=zctx)
     thread = threading.Thread(target=caretaker.serve, name="caretaker", daemon=True)
     thread.start()
     try:

@@ -14,9 +14,11 @@ import zmq
 
 from datablox import control
 from datablox.errors import RunError
+from datablox.master.checkpointing import Coordinator
 from datablox.master.planner import FusionMode, NodeInfo, Plan, plan
 from datablox.master.state import Command, RunState
 from datablox.registry import add_search_path, resolve
+from datablox.runtime.checkpoints import CheckpointStore
 
 #: Seconds to wait for a process's last report after the care-taker saw it exit.
 FINAL_REPORT_WAIT = 5.0
@@ -42,6 +44,8 @@ class RunOptions:
     max_restarts: int = 3
     run_dir: Path | None = None
     startup_timeout: float = 60.0
+    #: seconds between checkpoints (0: only the state at start is kept)
+    snapshot_every: float = 1.0
 
     def __post_init__(self) -> None:
         if self.run_dir is not None and not isinstance(self.run_dir, Path):
@@ -59,7 +63,11 @@ class RunOptions:
                     f"--{name.replace('_', '-')} must be a whole number of at least {least}, "
                     f"got {value!r}"
                 )
-        for name, positive in (("flush_ms", False), ("startup_timeout", True)):
+        for name, positive in (
+            ("flush_ms", False),
+            ("startup_timeout", True),
+            ("snapshot_every", False),
+        ):
             value = getattr(self, name)
             ok = (
                 isinstance(value, int | float)
@@ -84,6 +92,8 @@ class RunResult:
     run_dir: Path
     elapsed: float
     problems: list[str] = field(default_factory=list)
+    #: checkpoints completed, restores, snapshot figures
+    checkpoints: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary (``--summary-json``)."""
@@ -95,6 +105,8 @@ class RunResult:
             "run_dir": str(self.run_dir),
             "problems": self.problems,
             "lost": st.lost(),
+            "checkpoints": self.checkpoints,
+            "connections": st.connection_figures(),
             "elements": {
                 name: {
                     **view.stats,
@@ -211,6 +223,14 @@ class Run:
                 "pass --run-dir with a folder you can write to",
             ) from None
         self.run_id = run_id
+        #: incarnation of the run; each restore from a checkpoint starts a new one and
+        #: messages from processes of an earlier one are ignored
+        self.epoch = 0
+        self.checkpoints = Coordinator(frozenset(self.state.elements), options.snapshot_every)
+        self.store = CheckpointStore(self.run_dir)
+        self.crashed_at: float | None = None
+        #: seconds from a crash being noticed to the data flowing again, per restore
+        self.recoveries: list[float] = []
         self.phase = "starting"
         self.go_at: float | None = None
         self.kill_sent = False
@@ -227,8 +247,10 @@ class Run:
                 "finished": self._on_finished,
                 "log": self._on_log,
                 "element_finished": self._on_element_finished,
-                "restarted": self._on_restarted,
                 "exited": self._on_exited,
+                "snapshotted": self._on_snapshotted,
+                "not_replayable": self._on_not_replayable,
+                "problem": self._on_problem,
             },
             "the master",
         )
@@ -275,7 +297,6 @@ class Run:
                     "run_id": self.run_id,
                     "run_dir": str(self.run_dir),
                     "processes": specs,
-                    "max_restarts": o.max_restarts,
                 },
             )
 
@@ -314,6 +335,8 @@ class Run:
 
     # ---- control messages from care-takers and element processes ---------------
     def handle(self, msg: dict[str, Any]) -> None:
+        if msg.get("epoch", self.epoch) != self.epoch:
+            return  # from a process of an incarnation a restore has replaced
         commands = self.dispatcher.dispatch(msg, msg.get("process", "")) or []
         for target, command in commands:
             if not self.state.processes[target].exited:
@@ -325,22 +348,28 @@ class Run:
     def _on_ready(self, msg: dict[str, Any], process: str) -> None:
         st = self.state
         st.on_ready(process, msg.get("endpoints", {}), msg.get("pid"))
-        if self.phase == "starting" and st.all_ready():
+        if self.phase in ("starting", "recovering") and st.all_ready():
             for name in st.processes:
                 self.to_process(name, st.wire_message(name))
-        elif self.phase != "starting":
-            self.to_process(process, st.wire_message(process))
 
     def _on_started(self, msg: dict[str, Any], process: str) -> None:
         st = self.state
         st.processes[process].started = True
-        if self.phase == "starting" and st.all_started():
+        st.on_started(process, msg.get("sent", {}))
+        if self.phase in ("starting", "recovering") and st.all_started():
+            now = time.monotonic()
+            if self.phase == "starting":
+                self.go_at = now
+            elif self.crashed_at is not None:
+                self.recoveries.append(now - self.crashed_at)
             self.phase = "running"
-            self.go_at = time.monotonic()
+            self.checkpoints.start(now)
             for name, proc in st.processes.items():
                 if not proc.exited:
                     self.to_process(name, {"op": "go"})
-        elif self.phase != "starting":
+                    if st.stopping:
+                        self.to_process(name, {"op": "stop"})
+        elif self.phase == "running":
             self.to_process(process, {"op": "go"})
             if st.stopping:
                 self.to_process(process, {"op": "stop"})
@@ -372,19 +401,69 @@ class Run:
             msg["element"], msg.get("failed"), msg.get("stats", {})
         )
 
-    def _on_restarted(self, msg: dict[str, Any], process: str) -> None:
-        st = self.state
-        st.on_restart(process, int(msg["restarts"]), int(msg["code"]))
-        self.display.log(
-            f"process {process} ({', '.join(st.processes[process].elements)}) "
-            f"died with exit code {msg['code']}; restarted "
-            f"({msg['restarts']}/{self.options.max_restarts})"
+    def _on_snapshotted(self, msg: dict[str, Any], process: str) -> None:
+        checkpoint = int(msg["checkpoint"])
+        now = time.monotonic()
+        done = self.checkpoints.on_ack(
+            msg["element"], checkpoint, msg["file"], int(msg.get("bytes", 0)), now
         )
+        if not done:
+            return
+        files = self.checkpoints.files
+        self.store.complete(checkpoint, files)
+        self.store.prune(files)
+        for name, proc in self.state.processes.items():
+            if not proc.exited:
+                self.to_process(name, {"op": "checkpoint_done", "checkpoint": checkpoint})
+
+    def _on_not_replayable(self, msg: dict[str, Any], process: str) -> None:
+        element = msg["element"]
+        view = self.state.elements[element]
+        reported = (view.stats.get("progress") or [0])[0] or 0
+        lost = max(0, int(reported) - int(msg.get("position") or 0))
+        self.state.problems.append(
+            f"source '{element}' cannot replay ({msg.get('reason')}): the records it had "
+            f"emitted after checkpoint {msg.get('checkpoint')} are lost (at least {lost:,} by "
+            "its last report); its delivery is at-most-once"
+        )
+
+    def _on_problem(self, msg: dict[str, Any], process: str) -> None:
+        self.state.problems.append(str(msg.get("text")))
+
+    def restore(self, process: str, code: int, log: str) -> None:
+        """Start every element again from the newest completed checkpoint (a new epoch)."""
+        st = self.state
+        now = time.monotonic()
+        self.crashed_at = now
+        self.epoch += 1
+        checkpoint, files = self.checkpoints.restore(now)
+        st.on_restore()
+        self.phase = "recovering"
+        self.display.log(
+            f"process {process} ({', '.join(st.processes[process].elements)}) died with exit "
+            f"code {code}; restoring every element from checkpoint {checkpoint} "
+            f"(restart {st.processes[process].restarts}/{self.options.max_restarts})"
+        )
+        restore = {"checkpoint": checkpoint, "files": files}
+        for node in {p.node for p in self.plan.processes}:
+            self.master.send_node(node, {"op": "restore", "epoch": self.epoch, "restore": restore})
 
     def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
         st = self.state
         kind, code = msg["kind"], int(msg["code"])
-        st.processes[process].restarts = int(msg.get("restarts", 0))
+        if (
+            kind == "crashed"
+            and self.phase in ("running", "recovering")
+            and not st.stopping
+            and not self.kill_sent
+            and self.checkpoints.restorable()
+        ):
+            if st.processes[process].restarts < self.options.max_restarts:
+                st.processes[process].restarts += 1
+                self.restore(process, code, msg.get("log", ""))
+                return []
+            kind = "gave_up"
+            self.kill()
         commands = st.on_exit(process, kind, code, msg.get("log", ""))
         if kind not in ("finished", "killed"):
             self.display.log(f"process {process} {kind.replace('_', ' ')} (exit code {code})")
@@ -438,6 +517,8 @@ class Run:
                     self.handle(msg)
                     msg = self.master.recv(0)
                 now = time.monotonic()
+                if self.phase == "running":
+                    self.ask_checkpoint(now)
                 if now - last_draw >= 0.5:
                     last_draw = now
                     self.display.update(self.state, now - started)
@@ -449,4 +530,27 @@ class Run:
         code = 1 if self.state.failed() else 0
         if seen_interrupts:
             code = 130
-        return RunResult(code, bool(seen_interrupts), self.state, self.run_dir, elapsed, problems)
+        result = RunResult(code, bool(seen_interrupts), self.state, self.run_dir, elapsed, problems)
+        result.checkpoints = self.checkpoint_figures()
+        return result
+
+    def ask_checkpoint(self, now: float) -> None:
+        checkpoint = self.checkpoints.due(now)
+        if checkpoint is None:
+            return
+        for name, proc in self.state.processes.items():
+            if not proc.exited:
+                self.to_process(name, {"op": "checkpoint", "checkpoint": checkpoint})
+
+    def checkpoint_figures(self) -> dict[str, Any]:
+        stats = self.checkpoints.stats
+        durations = sorted(stats.durations)
+        return {
+            "every_seconds": self.options.snapshot_every,
+            "completed": stats.completed,
+            "last": self.checkpoints.completed,
+            "restores": stats.restores,
+            "recovery_seconds": [round(r, 3) for r in self.recoveries],
+            "median_seconds": durations[len(durations) // 2] if durations else None,
+            "last_bytes": stats.last_bytes,
+        }

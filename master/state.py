@@ -88,11 +88,16 @@ class RunState:
             for e in tradecraft["elements"]
         }
         self.connections = list(tradecraft["connections"])
+        # logical counters: restored with the snapshots after a crash
         self.sent: dict[int, int] = {}
         self.recv: dict[int, int] = {}
-        # counters restart from zero with a restarted process; keep what came before
-        self.sent_base: dict[int, int] = {}
-        self.recv_base: dict[int, int] = {}
+        #: records sent again after restores (what was reported sent before the crash,
+        #: minus what the restored senders had sent at the checkpoint), per connection
+        self.replayed: dict[int, int] = {}
+        #: records of batches a receiver had already had, dropped, per connection
+        self.duplicates: dict[int, int] = {}
+        #: what each connection had sent by the last reports before a restore
+        self.sent_before_restore: dict[int, int] = {}
         self.dropped: dict[int, int] = {}
         self.problems: list[str] = []
         self.stopping = False
@@ -170,12 +175,13 @@ class RunState:
             view.last_count, view.last_at = count, now
         for conn, n in msg.get("dropped", {}).items():
             self.dropped[int(conn)] = int(n)
-        for key, table, base in (
-            ("sent", self.sent, self.sent_base),
-            ("recv", self.recv, self.recv_base),
+        for key, table in (
+            ("sent", self.sent),
+            ("recv", self.recv),
+            ("duplicates", self.duplicates),
         ):
             for conn, n in msg.get(key, {}).items():
-                table[int(conn)] = base.get(int(conn), 0) + int(n)
+                table[int(conn)] = int(n)
 
     def on_final_report(self, process: str, msg: Mapping[str, Any], now: float) -> None:
         """A process's last counters, sent just before it exits (they may arrive after)."""
@@ -238,17 +244,45 @@ class RunState:
                 commands.append((target, {"op": op, "conns": [c["id"]]}))
         return commands
 
-    def on_restart(self, process: str, restarts: int, code: int) -> None:
-        proc = self.processes[process]
-        proc.restarts = restarts
-        proc.ready = False
-        proc.started = False
-        hosted = set(proc.elements)
+    def on_restore(self) -> None:
+        """Every process starts again from a checkpoint: nothing has started or ended yet."""
+        for proc in self.processes.values():
+            proc.ready = proc.started = proc.reported = False
+            proc.exited = None
+            proc.exit_code = None
+        for view in self.elements.values():
+            view.finished = False
+            view.rate = 0.0
+            view.last_at = None
+        self.sent_before_restore = dict(self.sent)
+
+    def on_started(self, process: str, sent: Mapping[str, int]) -> None:
+        """A (restored) process says what its connections had sent at its checkpoint."""
+        for conn, n in sent.items():
+            c = int(conn)
+            before = self.sent_before_restore.pop(c, None)
+            if before is not None and before > n:
+                self.replayed[c] = self.replayed.get(c, 0) + before - int(n)
+            self.sent[c] = int(n)
+
+    def connection_figures(self) -> dict[str, dict[str, int]]:
+        """Per push connection: records sent, received, replayed after restores, duplicates."""
+        out = {}
         for c in self.connections:
-            if c["from"]["element"] in hosted:
-                self.sent_base[c["id"]] = self.sent.get(c["id"], 0)
-            if c["to"]["element"] in hosted:
-                self.recv_base[c["id"]] = self.recv.get(c["id"], 0)
+            if c["kind"] != "push":
+                continue
+            cid = c["id"]
+            edge = (
+                f"{c['from']['element']}.{c['from']['port']} -> "
+                f"{c['to']['element']}.{c['to']['port']}"
+            )
+            out[edge] = {
+                "sent": self.sent.get(cid, 0),
+                "received": self.recv.get(cid, self.sent.get(cid, 0)),
+                "replayed": self.replayed.get(cid, 0),
+                "duplicates_dropped": self.duplicates.get(cid, 0),
+            }
+        return out
 
     def backlog(self, name: str) -> int:
         """Records sent towards ``name`` but not yet received by it."""
@@ -282,14 +316,7 @@ class RunState:
             dropped = self.dropped.get(c["id"], 0)
             if dropped:
                 out.append(f"{edge}: {dropped:,} records discarded after the receiver gave up")
-            if self.processes[self.process_of[c["to"]["element"]]].restarts:
-                # what a crashed receiver handled after its last load report is not known
-                out.append(
-                    f"{edge}: {sent:,} sent, {recv:,} received; up to {sent - recv:,} "
-                    "lost when the receiving process crashed"
-                )
-            else:
-                out.append(f"{edge}: {sent:,} sent, {recv:,} received ({sent - recv:,} lost)")
+            out.append(f"{edge}: {sent:,} sent, {recv:,} received ({sent - recv:,} lost)")
         return out
 
     def done(self) -> bool:

@@ -16,6 +16,7 @@ from datablox import Element, Param, Source, push_in, push_out, query_in, query_
 class Numbers(Source):
     """Emits {"n": i} for i in range(count)."""
 
+    resumable = True
     ports = (push_out("out", fields={"n": "int"}),)
     params = (
         Param("count", "int", 100),
@@ -68,6 +69,12 @@ class Collect(Element):
         if self.delay:
             time.sleep(self.delay)  # simulates a slow sink so backpressure builds
         self.records.extend(records)
+
+    def snapshot(self) -> Any:
+        return self.records
+
+    def restore(self, state: Any) -> None:
+        self.records = state
 
     def on_finish(self) -> None:
         rows = sorted(self.records, key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS))

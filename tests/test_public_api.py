@@ -24,6 +24,7 @@ PUBLIC_API = [
     "ElementClassError",
     "ElementError",
     "ExpressionError",
+    "FileSink",
     "Param",
     "ParameterError",
     "Port",

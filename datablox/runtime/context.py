@@ -17,8 +17,14 @@ from datablox.errors import ElementError
 class Link(Protocol):
     """One connection leaving an out-port."""
 
+    conn_id: int
+    #: records handed on (a logical counter: restored with the sender's snapshot)
+    sent: int
+
     def append(self, record: Any) -> None: ...
     def extend(self, records: list[Any]) -> None: ...
+    def flush(self) -> None: ...
+    def barrier(self, checkpoint: int) -> None: ...
 
 
 class Asker(Protocol):

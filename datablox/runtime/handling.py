@@ -102,7 +102,7 @@ class DeadLetterFile:
             fh = self._files.get(element)
             if fh is None:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                path = self.folder / (element.replace("/", "__") + ".jsonl")
+                path = self._path(element)
                 fh = open(path, "ab")  # noqa: SIM115 - closed in close()
                 self._files[element] = fh
                 self.paths[element] = str(path)
@@ -118,6 +118,28 @@ class DeadLetterFile:
                     file=sys.stderr,
                     flush=True,
                 )
+
+    def _path(self, element: str) -> Path:
+        return self.folder / (element.replace("/", "__") + ".jsonl")
+
+    def position(self, element: str) -> int:
+        """The length of ``element``'s dead-letter file (0 when it has none)."""
+        fh = self._files.get(element)
+        if fh is not None:
+            return int(fh.tell())
+        try:
+            return self._path(element).stat().st_size
+        except OSError:
+            return 0
+
+    def truncate(self, element: str, length: int) -> None:
+        """Cut ``element``'s dead-letter file back to ``length`` bytes (after a restore)."""
+        path = self._path(element)
+        try:
+            if path.stat().st_size > length:
+                os.truncate(path, length)
+        except OSError:
+            pass
 
     def close(self) -> None:
         for fh in self._files.values():

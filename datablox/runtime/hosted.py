@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,10 +34,29 @@ class Hosted:
         self.outputs_ended = False
         self.finished = False
         self.failed: str | None = None
+        #: push input connections that have ended
+        self.ended_inputs: set[int] = set()
+        # ---- checkpoints (see runtime/snapshots.py) ----
+        #: the checkpoint whose barriers are being aligned, if any
+        self.aligning: int | None = None
+        #: connection -> (expected seq, records received) when its barrier arrived
+        self.arrived: dict[int, tuple[int, int]] = {}
+        #: what arrived after a barrier while the others were awaited, in order
+        self.held: deque[tuple[int, str, Any]] = deque()
+        #: the highest checkpoint acknowledged
+        self.acked = -1
+        #: the snapshot taken when the push outputs ended (stands for later checkpoints)
+        self.final_file: str | None = None
+        #: records a restored source skips before emitting (it replays from there)
+        self.skip = 0
 
     def inputs_open(self) -> bool:
         """True while a push input, or the source itself, is still open."""
         return not self.source_done or any(self.open_inputs.values())
+
+    def open_inputs_any(self) -> bool:
+        """True when a push input connection has not ended (sources: never)."""
+        return any(self.open_inputs.values())
 
     def queries_open(self) -> bool:
         """True while an element that may still ask this one has not finished asking."""

@@ -185,6 +185,14 @@ class RemoteLink:
     def due(self, now: float, interval: float) -> bool:
         return bool(self.buf) and now - self.first_at >= interval
 
+    def barrier(self, checkpoint: int) -> None:
+        """Flush, then send checkpoint ``checkpoint``'s barrier (it takes no sequence number)."""
+        self.flush()
+        header = frames.pack_header(
+            frames.BARRIER, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, checkpoint
+        )
+        self._send([header, b""])
+
     def close(self) -> None:
         """Flush and send end-of-stream (total records sent in ``count``)."""
         self.flush()
@@ -218,6 +226,9 @@ class DroppingLink:
     def due(self, now: float, interval: float) -> bool:
         return False
 
+    def barrier(self, checkpoint: int) -> None:
+        pass
+
 
 class LocalLink:
     """A push connection to an element fused into the same process: direct calls.
@@ -237,6 +248,7 @@ class LocalLink:
         "deliver",
         "encoder",
         "fans_out",
+        "on_barrier",
         "owner",
         "sender",
         "sent",
@@ -250,9 +262,11 @@ class LocalLink:
         encoder: BatchEncoder,
         sender: Any,
         owner: Account | None = None,
+        on_barrier: Callable[[int], None] | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.deliver = deliver
+        self.on_barrier = on_barrier
         self.batch_size = batch_size
         self.encoder = encoder
         self.sender = sender
@@ -285,6 +299,11 @@ class LocalLink:
 
     def due(self, now: float, interval: float) -> bool:
         return bool(self.buf)
+
+    def barrier(self, checkpoint: int) -> None:
+        self.flush()
+        if self.on_barrier is not None:
+            self.on_barrier(checkpoint)
 
 
 class Pending:

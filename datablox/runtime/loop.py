@@ -25,6 +25,7 @@ from datablox.codec import Codec, codec_for_wire
 from datablox.runtime.clock import Clock
 from datablox.runtime.hosted import Hosted
 from datablox.runtime.links import DroppingLink, LocalLink, RemoteLink, decode_query, encode_reply
+from datablox.runtime.snapshots import Checkpointing
 
 REPORT_EVERY = 1.0
 #: Input batches an element waiting for a query answer reads ahead, at most.
@@ -33,7 +34,7 @@ BACKLOG_LIMIT = 16
 Socket = zmq.Socket  # type: ignore[type-arg]
 
 
-class EventLoop:
+class EventLoop(Checkpointing):
     """Sockets, accounts and the serving loop shared by every way of waiting."""
 
     codec: Codec
@@ -60,12 +61,13 @@ class EventLoop:
         self.query_sockets: dict[Socket, tuple[Hosted, str]] = {}
         self.recv_counts: dict[int, int] = {}
         self.expected_seq: dict[int, int] = {}
+        #: records of batches that arrived again (sequence number already seen), dropped
+        self.duplicates: dict[int, int] = {}
         #: control messages that arrived while an element's hook was running (blocked or
         #: waiting for an answer); handled by the main loop, after the backlog
         self.deferred: list[dict[str, Any]] = []
         #: input batches read while an element waited for a query answer, in arrival order
         self.backlog: deque[tuple[Socket, list[bytes]]] = deque()
-        self.restarted = False
         self.poller = zmq.Poller()
         self.stopping = False
         #: a source of this process is still producing
@@ -215,24 +217,33 @@ class EventLoop:
         header = frames.unpack_header(header_b)
         conn = header.connection
         expected = self.expected_seq.get(conn, 0)
-        if header.seq != expected and not (self.restarted and conn not in self.expected_seq):
+        if header.seq != expected:
+            if header.seq < expected and header.kind == frames.DATA:
+                # already had it (its sender replayed): drop it, count it
+                self.duplicates[conn] = self.duplicates.get(conn, 0) + header.records
+                return
             self.note_gap(hosted, port, header, expected)
+        if header.kind == frames.BARRIER:
+            self.expected_seq[conn] = header.seq
+            self.barrier_arrived(hosted, conn, header.records)
+            return
         self.expected_seq[conn] = header.seq + 1
         if header.kind == frames.EOS:
-            self.connection_ended(conn)
+            self.end_arrived(conn)
             return
         records = codec_for_wire(header.codec).decode(payload)
         self.recv_counts[conn] = self.recv_counts.get(conn, 0) + len(records)
-        hosted.handler.batch(port, records)
+        self.records_arrived(hosted, conn, port, records)
 
     def note_gap(self, hosted: Hosted, port: str, header: frames.Header, expected: int) -> None:
-        if header.seq == 0:
-            what = "its sender restarted; batches in flight during the restart may be lost"
-        elif header.seq > expected:
+        """A batch is missing on a connection: records were lost. Never silent."""
+        if header.seq > expected:
             what = f"batches {expected}..{header.seq - 1} are missing"
         else:
-            what = f"batch {header.seq} arrived again (expected {expected})"
-        self.log(hosted.name, f"port '{port}' connection {header.connection}: {what}")
+            what = f"batch {header.seq} arrived out of order (expected {expected})"
+        text = f"element '{hosted.name}' port '{port}' connection {header.connection}: {what}"
+        self.log(hosted.name, text)
+        self.send("problem", text=text)
 
     def answer(self, sock: Socket) -> None:
         hosted, port = self.query_sockets[sock]
@@ -295,6 +306,7 @@ class EventLoop:
             "elements": {h.name: self.element_stats(h) for h in self.hosted.values()},
             "sent": {link.conn_id: link.sent for link in self.links},
             "recv": self.recv_counts,
+            "duplicates": self.duplicates,
             "dropped": {
                 link.conn_id: link.dropped for link in self.links if isinstance(link, DroppingLink)
             },

@@ -25,6 +25,7 @@ from datablox.codec import get_codec
 from datablox.errors import DatabloxError, ElementError
 from datablox.ports import validate_params
 from datablox.registry import add_search_path, resolve
+from datablox.runtime.checkpoints import CheckpointStore
 from datablox.runtime.context import ElementContext, OutPort
 from datablox.runtime.handling import DeadLetterFile, Handler, error_text
 from datablox.runtime.hosted import Hosted
@@ -80,8 +81,11 @@ class ProcessRuntime(EventLoop):
         super().__init__(spec)
         self.codec_name: str | None = spec.get("codec")
         self.startup_timeout = float(spec.get("startup_timeout", 60.0))
-        self.restarted = bool(spec.get("binds"))
         self.dead = DeadLetterFile(Path(spec["run_dir"]) / "deadletter")
+        self.store = CheckpointStore(spec["run_dir"])
+        #: incarnation of the run: every restore from a checkpoint starts a new one
+        self.epoch = int(spec.get("epoch", 0))
+        self.init_checkpointing()
         self.conns = {c["id"]: c for c in spec["connections"]}
         self.dispatcher = control.Dispatcher(
             {
@@ -89,11 +93,16 @@ class ProcessRuntime(EventLoop):
                 "ended": self._on_ended,
                 "abandon": self._on_abandon,
                 "query_done": self._on_query_done,
+                "checkpoint": self.on_checkpoint_op,
+                "checkpoint_done": self.on_checkpoint_done_op,
             },
             f"element process {self.pid_name}",
         )
 
     # ---- messages to the care-taker ----------------------------------------
+    def send(self, op: str, **fields: Any) -> None:
+        super().send(op, epoch=self.epoch, **fields)
+
     def log(self, element: str, message: str) -> None:
         print(f"[{element}] {message}", file=sys.stderr, flush=True)
         self.send("log", element=element, message=message)
@@ -150,10 +159,44 @@ class ProcessRuntime(EventLoop):
                 raise StartFailed(hosted.name, error_text(exc)) from None
             finally:
                 self.clock.leave(previous)
+            if self.spec.get("restore"):
+                self.restore(hosted)
+            else:
+                # checkpoint 0: the state at start, what a restore before any
+                # other checkpoint completed goes back to
+                self.write_and_ack(hosted, 0, self.runtime_state(hosted), time.monotonic())
             if hosted.is_source:
                 hosted.gen = iter(hosted.element.generate())  # type: ignore[attr-defined]
-                done = int(self.spec.get("resume", {}).get(hosted.name, 0))
-                resume(hosted, done, self.log)
+                resume(hosted, hosted.skip, self.log)
+
+    def restore(self, hosted: Hosted) -> None:
+        """Restore ``hosted`` from the checkpoint the spec names, if any."""
+        restore = self.spec.get("restore")
+        file = (restore or {}).get("files", {}).get(hosted.name)
+        if file is None:
+            return
+        try:
+            snap = self.store.read_snapshot(file)
+        except Exception as exc:
+            raise StartFailed(hosted.name, f"cannot read its snapshot {file}: {exc}") from None
+        previous = self.clock.enter(hosted.handler.work)
+        try:
+            why = self.restore_element(hosted, snap, file)
+        except ElementError:
+            raise
+        except Exception as exc:
+            raise StartFailed(hosted.name, f"restore failed: {error_text(exc)}") from None
+        finally:
+            self.clock.leave(previous)
+        self.dead.truncate(hosted.name, snap["dead_offset"])
+        if why is not None:
+            self.send(
+                "not_replayable",
+                element=hosted.name,
+                position=snap["position"],
+                checkpoint=restore["checkpoint"],  # type: ignore[index]
+                reason=why,
+            )
 
     # ---- control -----------------------------------------------------------
     def on_control(self, msg: dict[str, Any]) -> None:
@@ -164,7 +207,7 @@ class ProcessRuntime(EventLoop):
 
     def _on_ended(self, msg: dict[str, Any]) -> None:
         for conn_id in msg.get("conns", []):
-            self.connection_ended(conn_id)
+            self.end_arrived(conn_id)
 
     def _on_abandon(self, msg: dict[str, Any]) -> None:
         """The receivers of these connections gave up: discard (and count) what is sent there."""
@@ -189,6 +232,13 @@ class ProcessRuntime(EventLoop):
                 self.maybe_finish(target)
 
     # ---- ends of streams -----------------------------------------------------
+    def target_of(self, conn_id: int) -> Hosted | None:
+        conn = self.conns.get(conn_id)
+        return None if conn is None else self.hosted.get(conn["to"]["element"])
+
+    def dead_position(self, element: str) -> int:
+        return self.dead.position(element)
+
     def connection_ended(self, conn_id: int) -> None:
         conn = self.conns[conn_id]
         target = self.hosted.get(conn["to"]["element"])
@@ -199,11 +249,12 @@ class ProcessRuntime(EventLoop):
         if waiting is None or conn_id not in waiting:
             return
         waiting.discard(conn_id)
+        target.ended_inputs.add(conn_id)
         if not waiting:
-            self._call(target, "on_end", port)
+            self.call_hook(target, "on_end", port)
         self.maybe_finish(target)
 
-    def _call(self, hosted: Hosted, hook: str, *args: Any) -> None:
+    def call_hook(self, hosted: Hosted, hook: str, *args: Any) -> None:
         previous = self.clock.enter(hosted.handler.work)
         try:
             getattr(hosted.element, hook)(*args)
@@ -234,15 +285,19 @@ class ProcessRuntime(EventLoop):
             if hosted.inputs_open():
                 return
             hosted.outputs_ended = True
-            self._call(hosted, "on_finish")
+            self.call_hook(hosted, "on_finish")
             hosted.ctx.close()
             for out in hosted.ctx.ports.values():
                 for link in out.links:
                     if isinstance(link, RemoteLink):
                         link.close()
-                    elif isinstance(link, LocalLink):
+                    else:
                         link.flush()
-                        self.connection_ended(link.conn_id)
+            self.final_snapshot(hosted)
+            for out in hosted.ctx.ports.values():
+                for link in out.links:
+                    if isinstance(link, LocalLink):
+                        self.end_arrived(link.conn_id)
             for conn in self.spec["connections"]:
                 if conn["kind"] == "query" and conn["from"]["element"] == hosted.name:
                     target = self.hosted.get(conn["to"]["element"])
@@ -266,6 +321,8 @@ class ProcessRuntime(EventLoop):
             self.maybe_finish(hosted)
         stopping = self.is_stopping
         while not all(h.finished for h in self.hosted.values()):
+            if self.checkpoint_work:
+                self.do_checkpoint_work()
             active = [h for h in sources if not h.source_done]
             self.sources_active = bool(active)
             if active:
@@ -300,7 +357,7 @@ class ProcessRuntime(EventLoop):
             gc.collect()
             gc.freeze()
             gc.set_threshold(GC_THRESHOLD, 50, 100)
-            self.send("started")
+            self.send("started", sent={link.conn_id: link.sent for link in self.links})
             self._await("go")
             self.on_control({"op": "ended", "conns": wire.get("ended", [])})
             self.on_control({"op": "query_done", "conns": wire.get("query_done", [])})

@@ -13,7 +13,6 @@ from datablox.runtime.loop import EventLoop
 
 def bind_inputs(rt: EventLoop) -> dict[str, str]:
     """Bind a PULL per push in-port and a ROUTER per query in-port with remote peers."""
-    previous: dict[str, str] = rt.spec.get("binds", {})
     endpoints: dict[str, str] = {}
     for conn in rt.spec["connections"]:
         dst, src = conn["to"], conn["from"]
@@ -35,7 +34,7 @@ def bind_inputs(rt: EventLoop) -> dict[str, str]:
         if kind == zmq.PULL:
             sock.setsockopt(zmq.RCVHWM, rt.hwm)
             sock.setsockopt(zmq.RCVBUF, rt.sockbuf)
-        sock.bind(previous.get(key, f"tcp://{rt.host}:*"))
+        sock.bind(f"tcp://{rt.host}:*")
         endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         table = rt.in_sockets if kind == zmq.PULL else rt.query_sockets
         table[sock] = (target, dst["port"])
@@ -60,8 +59,10 @@ def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
         owner = sender.handler.work
         if target is not None:
             encoder = BatchEncoder(rt.codec, _bad_record(sender, src["port"]))
-            deliver = _local_delivery(target, dst["port"])
-            link = LocalLink(conn["id"], deliver, rt.batch_size, encoder, sender.element, owner)
+            deliver, barrier = _local_delivery(rt, target, conn["id"], dst["port"])
+            link = LocalLink(
+                conn["id"], deliver, rt.batch_size, encoder, sender.element, owner, barrier
+            )
         else:
             sock = rt.zctx.socket(zmq.PUSH)
             sock.setsockopt(zmq.SNDHWM, rt.hwm)
@@ -124,10 +125,13 @@ def _local_answer(target: Hosted, port: str) -> Any:
     return answer
 
 
-def _local_delivery(target: Hosted, port: str) -> Any:
-    handler = target.handler
+def _local_delivery(rt: EventLoop, target: Hosted, conn: int, port: str) -> tuple[Any, Any]:
+    arrived = rt.records_arrived
 
     def deliver(records: list[Any]) -> None:
-        handler.batch(port, records)
+        arrived(target, conn, port, records)
 
-    return deliver
+    def barrier(checkpoint: int) -> None:
+        rt.barrier_arrived(target, conn, checkpoint)
+
+    return deliver, barrier

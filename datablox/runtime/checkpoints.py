@@ -1,0 +1,110 @@
+"""The checkpoint store: element snapshots and completed-checkpoint manifests on disk.
+
+Layout under a run folder (one per topology run)::
+
+    checkpoints/
+      elements/ELEMENT/PARTITION/ID.snap    one element's (or partition's) snapshot
+      completed/ID.json                     the manifest of a completed checkpoint
+      LATEST                                the id of the newest completed checkpoint
+
+``PARTITION`` is ``all`` for an element's whole state; keyed state may later
+be written per partition so a single partition can be handed to another
+member. Every file is written atomically: to a temporary name, fsynced, then
+renamed over its final name (and the folder fsynced), so a crash at any moment
+leaves either the old file or the new one, never a torn one. A snapshot is
+only used once a manifest names it, and a manifest is only written when every
+element has acknowledged its snapshot, so a crash during a checkpoint leaves
+the previous completed checkpoint in charge.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+#: The whole state of an element (as opposed to one of its partitions).
+WHOLE = "all"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CheckpointStore:
+    """Reads and writes the checkpoints of one run folder."""
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.root = Path(run_dir) / "checkpoints"
+
+    # ---- element snapshots ---------------------------------------------------
+    def snapshot_path(self, element: str, checkpoint: int, partition: str = WHOLE) -> Path:
+        safe = element.replace("/", "__")
+        return self.root / "elements" / safe / partition / f"{checkpoint}.snap"
+
+    def write_snapshot(
+        self, element: str, checkpoint: int, state: Any, partition: str = WHOLE
+    ) -> tuple[str, int]:
+        """Store one snapshot; returns its path (relative to the store) and size in bytes."""
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        path = self.snapshot_path(element, checkpoint, partition)
+        write_atomic(path, data)
+        return str(path.relative_to(self.root)), len(data)
+
+    def read_snapshot(self, relative: str) -> Any:
+        return pickle.loads((self.root / relative).read_bytes())
+
+    # ---- completed checkpoints -----------------------------------------------
+    def complete(self, checkpoint: int, files: dict[str, str]) -> None:
+        """Record checkpoint ``checkpoint`` as complete: ``files`` maps element -> snapshot."""
+        manifest = {"id": checkpoint, "elements": files}
+        write_atomic(self.root / "completed" / f"{checkpoint}.json", orjson.dumps(manifest))
+        write_atomic(self.root / "LATEST", str(checkpoint).encode())
+
+    def latest(self) -> dict[str, Any] | None:
+        """The manifest of the newest completed checkpoint, or None."""
+        try:
+            checkpoint = int((self.root / "LATEST").read_text())
+        except (OSError, ValueError):
+            return None
+        manifest: dict[str, Any] = orjson.loads(
+            (self.root / "completed" / f"{checkpoint}.json").read_bytes()
+        )
+        return manifest
+
+    def prune(self, keep: dict[str, str]) -> None:
+        """Remove snapshot files and manifests that the latest manifest no longer needs."""
+        wanted = {self.root / rel for rel in keep.values()}
+        latest = self.root / "LATEST"
+        try:
+            newest = int(latest.read_text())
+        except (OSError, ValueError):
+            return
+        for path in (self.root / "elements").glob("*/*/*.snap"):
+            if path not in wanted and _id(path) < newest:
+                path.unlink(missing_ok=True)
+        for path in (self.root / "completed").glob("*.json"):
+            if _id(path) < newest:
+                path.unlink(missing_ok=True)
+
+
+def _id(path: Path) -> int:
+    try:
+        return int(path.stem)
+    except ValueError:
+        return -1

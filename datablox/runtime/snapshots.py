@@ -1,0 +1,290 @@
+"""Checkpoints inside an element process: barriers, alignment, snapshots and restores.
+
+The mechanism is the asynchronous barrier snapshot of Carbone et al. (2015):
+
+- the master asks every process for checkpoint *N*; sources (and elements
+  without push inputs) snapshot themselves between two batches and send a
+  barrier *N* on every connection leaving them;
+- an element with push inputs snapshots itself when barrier *N* has arrived
+  on every input connection that has not ended. Until then, what arrives on a
+  connection whose barrier is already in is held back (records, later
+  barriers and ends alike), so the snapshot holds exactly the effect of the
+  records before the barriers; then it forwards barrier *N* and goes on with
+  what it held;
+- each snapshot is written atomically to the checkpoint store and
+  acknowledged to the master, which declares *N* complete once every element
+  has acknowledged it.
+
+A snapshot holds the element's own state (``Element.snapshot``) and the
+runtime's part: logical counters, the sequence numbers of every connection
+at the barrier, which inputs had ended, a source's position, and the length
+of the element's dead-letter file. Restoring puts all of it back, so a
+restored run continues the same sequence numbers and counts, and a gap or a
+repeat on a connection is detected.
+
+An element whose push outputs have ended takes one last (final) snapshot and
+acknowledges every later checkpoint with it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from datablox.element import Element, Source
+from datablox.runtime.checkpoints import CheckpointStore
+from datablox.runtime.links import LocalLink, RemoteLink
+
+if TYPE_CHECKING:
+    from datablox.runtime.hosted import Hosted
+
+#: Marks a held end-of-stream among held batches.
+END = None
+
+
+class Barrier:
+    __slots__ = ("checkpoint",)
+
+    def __init__(self, checkpoint: int) -> None:
+        self.checkpoint = checkpoint
+
+
+def defines(element: Element, hook: str) -> bool:
+    """True when the element's class overrides ``hook`` of the base classes."""
+    return getattr(type(element), hook) is not getattr(Element, hook)
+
+
+class Checkpointing:
+    """What an element process does for checkpoints; mixed into the process runtime."""
+
+    hosted: dict[str, Hosted]
+    expected_seq: dict[int, int]
+    recv_counts: dict[int, int]
+    store: CheckpointStore
+    epoch: int
+
+    def send(self, op: str, **fields: Any) -> None:
+        raise NotImplementedError
+
+    def log(self, element: str, message: str) -> None:
+        raise NotImplementedError
+
+    def connection_ended(self, conn_id: int) -> None:
+        raise NotImplementedError
+
+    def init_checkpointing(self) -> None:
+        #: checkpoints asked for and not yet complete
+        self.open_checkpoints: set[int] = set()
+        #: checkpoint ops waiting for the main loop: ("take" | "done", id)
+        self.checkpoint_work: list[tuple[str, int]] = []
+        self.snapshot_seconds = 0.0
+
+    # ---- what arrives on an input connection ---------------------------------
+    def records_arrived(self, hosted: Hosted, conn: int, port: str, records: list[Any]) -> None:
+        if hosted.aligning is not None and conn in hosted.arrived:
+            hosted.held.append((conn, port, records))
+            return
+        hosted.handler.batch(port, records)
+
+    def barrier_arrived(self, hosted: Hosted, conn: int, checkpoint: int) -> None:
+        if hosted.aligning is not None and conn in hosted.arrived:
+            hosted.held.append((conn, "", Barrier(checkpoint)))
+            return
+        if hosted.aligning is None:
+            hosted.aligning = checkpoint
+        hosted.arrived[conn] = (self.expected_seq.get(conn, 0), self.recv_counts.get(conn, 0))
+        self.check_aligned(hosted)
+
+    def end_arrived(self, conn: int) -> None:
+        target = self.target_of(conn)
+        if target is None:
+            return
+        if target.aligning is not None and conn in target.arrived:
+            target.held.append((conn, "", END))
+            return
+        self.connection_ended(conn)
+        self.check_aligned(target)
+
+    def target_of(self, conn: int) -> Hosted | None:
+        raise NotImplementedError
+
+    def call_hook(self, hosted: Hosted, hook: str, *args: Any) -> None:
+        raise NotImplementedError
+
+    def check_aligned(self, hosted: Hosted) -> None:
+        checkpoint = hosted.aligning
+        if checkpoint is None:
+            return
+        for conns in hosted.open_inputs.values():
+            for conn in conns:
+                if conn not in hosted.arrived:
+                    return
+        self.take_snapshot(hosted, checkpoint)
+        held, arrived = hosted.held, hosted.arrived
+        hosted.aligning = None
+        hosted.held = deque()
+        hosted.arrived = {}
+        del arrived
+        while held:
+            conn, port, item = held.popleft()
+            if item is END:
+                self.end_arrived(conn)
+            elif isinstance(item, Barrier):
+                self.barrier_arrived(hosted, conn, item.checkpoint)
+            else:
+                self.records_arrived(hosted, conn, port, item)
+
+    # ---- taking snapshots ----------------------------------------------------
+    def take_snapshot(self, hosted: Hosted, checkpoint: int) -> None:
+        """Snapshot ``hosted`` for ``checkpoint``, pass the barrier on, acknowledge."""
+        started = time.monotonic()
+        hosted.ctx.flush()
+        links = [link for out in hosted.ctx.ports.values() for link in out.links]
+        for link in links:
+            link.flush()
+        state = self.runtime_state(hosted)
+        for link in links:
+            if isinstance(link, RemoteLink | LocalLink):
+                link.barrier(checkpoint)
+        self.write_and_ack(hosted, checkpoint, state, started)
+
+    def runtime_state(self, hosted: Hosted) -> dict[str, Any]:
+        ctx, handler = hosted.ctx, hosted.handler
+        inputs: dict[int, tuple[int, int]] = {}
+        for conns in hosted.open_inputs.values():
+            for conn in conns:
+                inputs[conn] = hosted.arrived.get(
+                    conn, (self.expected_seq.get(conn, 0), self.recv_counts.get(conn, 0))
+                )
+        return {
+            "state": hosted.element.snapshot(),
+            "received": handler.received,
+            "errors": handler.errors,
+            "dead": ctx.dead_count,
+            "dead_offset": self.dead_position(hosted.name),
+            "emitted": {name: out.emitted for name, out in ctx.ports.items()},
+            "links": {
+                link.conn_id: (getattr(link, "seq", 0), link.sent)
+                for out in ctx.ports.values()
+                for link in out.links
+            },
+            "inputs": inputs,
+            "ended": sorted(hosted.ended_inputs),
+            "outputs_ended": hosted.outputs_ended,
+            "position": (hosted.progress() or [None])[0],
+        }
+
+    def dead_position(self, element: str) -> int:
+        raise NotImplementedError
+
+    def write_and_ack(
+        self, hosted: Hosted, checkpoint: int | str, state: dict[str, Any], started: float
+    ) -> str:
+        tag = checkpoint if isinstance(checkpoint, int) else f"{checkpoint}-{self.epoch}"
+        rel, size = self.store.write_snapshot(hosted.name, tag, state)  # type: ignore[arg-type]
+        seconds = time.monotonic() - started
+        self.snapshot_seconds += seconds
+        if isinstance(checkpoint, int):
+            hosted.acked = max(hosted.acked, checkpoint)
+            self.send(
+                "snapshotted",
+                element=hosted.name,
+                checkpoint=checkpoint,
+                file=rel,
+                bytes=size,
+                seconds=seconds,
+            )
+        return rel
+
+    def final_snapshot(self, hosted: Hosted) -> None:
+        """The outputs of ``hosted`` ended: its last state stands for every later checkpoint."""
+        started = time.monotonic()
+        hosted.final_file = self.write_and_ack(hosted, "final", self.runtime_state(hosted), started)
+        for checkpoint in sorted(self.open_checkpoints):
+            self.ack_final(hosted, checkpoint)
+
+    def ack_final(self, hosted: Hosted, checkpoint: int) -> None:
+        if hosted.final_file is None or hosted.acked >= checkpoint:
+            return
+        hosted.acked = checkpoint
+        self.send(
+            "snapshotted",
+            element=hosted.name,
+            checkpoint=checkpoint,
+            file=hosted.final_file,
+            bytes=0,
+            seconds=0.0,
+        )
+
+    # ---- checkpoint ops from the master (run between batches) ----------------
+    def on_checkpoint_op(self, msg: dict[str, Any]) -> None:
+        self.checkpoint_work.append(("take", int(msg["checkpoint"])))
+
+    def on_checkpoint_done_op(self, msg: dict[str, Any]) -> None:
+        self.checkpoint_work.append(("done", int(msg["checkpoint"])))
+
+    def do_checkpoint_work(self) -> None:
+        work, self.checkpoint_work = self.checkpoint_work, []
+        for what, checkpoint in work:
+            if what == "take":
+                self.open_checkpoints.add(checkpoint)
+                for hosted in self.hosted.values():
+                    if hosted.final_file is not None:
+                        self.ack_final(hosted, checkpoint)
+                    elif (
+                        not hosted.outputs_ended
+                        and not hosted.open_inputs_any()
+                        and hosted.acked < checkpoint
+                    ):
+                        self.take_snapshot(hosted, checkpoint)
+            else:
+                self.open_checkpoints = {c for c in self.open_checkpoints if c > checkpoint}
+                for hosted in self.hosted.values():
+                    self.call_hook(hosted, "on_checkpoint", checkpoint)
+
+    # ---- restoring -----------------------------------------------------------
+    def restore_runtime(self, hosted: Hosted, snap: dict[str, Any]) -> None:
+        """Put back the runtime's part of a snapshot (before the element's own state)."""
+        ctx, handler = hosted.ctx, hosted.handler
+        handler.received = snap["received"]
+        handler.errors = snap["errors"]
+        ctx.dead_count = snap["dead"]
+        for name, n in snap["emitted"].items():
+            if name in ctx.ports:
+                ctx.ports[name].emitted = n
+        links = {link.conn_id: link for out in ctx.ports.values() for link in out.links}
+        for conn, (seq, sent) in snap["links"].items():
+            link = links.get(int(conn))
+            if link is None:
+                continue
+            if isinstance(link, RemoteLink):
+                link.seq = seq
+            link.sent = sent
+        for conn, (seq, recv) in snap["inputs"].items():
+            self.expected_seq[int(conn)] = seq
+            self.recv_counts[int(conn)] = recv
+        for conn in snap["ended"]:
+            hosted.ended_inputs.add(conn)
+            for conns in hosted.open_inputs.values():
+                conns.discard(conn)
+        if snap["outputs_ended"]:
+            hosted.outputs_ended = True
+            ctx.close()
+
+    def restore_element(self, hosted: Hosted, snap: dict[str, Any], file: str) -> str | None:
+        """Restore ``hosted``; for a source, returns why it cannot replay (None: it can)."""
+        self.restore_runtime(hosted, snap)
+        element = hosted.element
+        if snap["state"] is not None:
+            element.restore(snap["state"])
+        if snap["outputs_ended"]:
+            hosted.final_file = file
+        if not isinstance(element, Source) or snap["position"] is None:
+            return None
+        if defines(element, "restore"):
+            return None
+        if element.resumable:
+            hosted.skip = snap["position"]
+            return None
+        return "it does not declare resumable and defines no restore"
