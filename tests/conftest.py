@@ -128,3 +128,15 @@ def assert_no_element_processes(run_dir: Path) -> None:
     for proc in left:
         proc.kill()
     assert left == [], f"element processes outlived the run: {left}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The chaos tests' totals, for the record."""
+    chaos = sys.modules.get("tests.test_chaos") or sys.modules.get("test_chaos")
+    totals = getattr(chaos, "TOTALS", None)
+    if totals:
+        terminalreporter.write_line(
+            f"chaos: {totals['runs']} runs, {totals['kills']} kills (kill -9), "
+            f"{totals['records']:,} records, {totals['lost']} lost, "
+            f"{totals['duplicated']} duplicated"
+        )

@@ -354,9 +354,14 @@ class RemoteAsker:
             if not self._wait_readable(self.sock, left):
                 self._waiting.discard(corr)
                 raise QueryTimeout(f"{self.describe}: no answer within {timeout} s")
-            got_corr, payload = self.sock.recv_multipart()
-            if got_corr in self._waiting:
-                self._answers[got_corr] = decode_query(payload)
+            # take every answer that is there, not one per wait
+            while True:
+                try:
+                    got_corr, payload = self.sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if got_corr in self._waiting:
+                    self._answers[got_corr] = decode_query(payload)
         self._waiting.discard(corr)
         ok, value = self._answers.pop(corr)
         if ok:

@@ -34,6 +34,11 @@ def bind_inputs(rt: EventLoop) -> dict[str, str]:
         if kind == zmq.PULL:
             sock.setsockopt(zmq.RCVHWM, rt.hwm)
             sock.setsockopt(zmq.RCVBUF, rt.sockbuf)
+        else:
+            # a ROUTER drops answers beyond its high-water mark, silently: no limit here
+            # (an asker bounds what it has in flight, a batch's queries at most)
+            sock.setsockopt(zmq.SNDHWM, 0)
+            sock.setsockopt(zmq.RCVHWM, 0)
         sock.bind(f"tcp://{rt.host}:*")
         endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         table = rt.in_sockets if kind == zmq.PULL else rt.query_sockets
@@ -105,6 +110,8 @@ def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
             continue
         sock = rt.zctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
         for c in conns:
             if c["to"]["element"] not in rt.hosted:
                 sock.connect(endpoints[f"{c['to']['element']}.{c['to']['port']}"])
