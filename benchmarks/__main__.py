@@ -16,6 +16,7 @@ from benchmarks.codecs import measure_codecs
 from benchmarks.peers import bytewax_available, bytewax_pipeline, bytewax_version
 from benchmarks.pipeline import idle_rss, latency, pipeline_rate
 from benchmarks.raw import raw_limit
+from benchmarks.recovery import recovery, snapshot_of_keys
 from datablox.codec import DEFAULT_CODEC
 
 #: What ``--only`` can select, in the order it runs.
@@ -23,12 +24,16 @@ GROUPS = {
     "codecs": "codec encode+decode speed",
     "raw": "raw pyzmq single hop (transport limit), and with records built as sent",
     "zmq": "hand-written 4-process pyzmq pipeline",
-    "pipeline": "datablox pipeline, 4 processes",
+    "pipeline": "datablox pipeline, 4 processes (checkpoints every 1 s, the default)",
+    "pipeline_nosnap": "datablox pipeline, 4 processes, no checkpoints after the start",
     "loop": "plain Python loop",
-    "fused": "datablox pipeline, fused",
+    "fused": "datablox pipeline, fused (checkpoints every 1 s)",
+    "fused_nosnap": "datablox pipeline, fused, no checkpoints after the start",
     "bytewax": "Bytewax, same work (when installed)",
     "latency": "p50/p99 latency at half the 4-process maximum (needs 'pipeline' or --latency-rate)",
     "idle": "idle element RSS",
+    "recovery": "time from kill -9 of an element process to records flowing again",
+    "snapshot": "snapshot time and size of a KeyValueStore holding 1,000,000 keys",
 }
 
 
@@ -78,6 +83,9 @@ def measure(
     if "pipeline" in groups:
         say("running the separate-process pipeline…")
         got["pipeline"], got["pipeline_result"] = pipeline_rate(n, "off")
+    if "pipeline_nosnap" in groups:
+        say("running the separate-process pipeline without checkpoints…")
+        got["pipeline_nosnap"], _ = pipeline_rate(n, "off", snapshot_every=0)
     if "loop" in groups:
         say("running the plain Python loop…")
         got["loop"], got["loop_count"] = python_loop(n)
@@ -89,6 +97,9 @@ def measure(
     if "fused" in groups:
         say("running the fused pipeline…")
         got["fused"], _ = pipeline_rate(n, "max")
+    if "fused_nosnap" in groups:
+        say("running the fused pipeline without checkpoints…")
+        got["fused_nosnap"], _ = pipeline_rate(n, "max", snapshot_every=0)
     if "bytewax" in groups:
         if bytewax_available():
             say("running the Bytewax pipeline…")
@@ -104,6 +115,12 @@ def measure(
     if "idle" in groups:
         say("measuring idle element memory…")
         got["idle"] = idle_rss()
+    if "recovery" in groups:
+        say("killing an element process (kill -9) three times, timing recovery…")
+        got["recovery"] = recovery()
+    if "snapshot" in groups:
+        say("snapshotting a store of 1,000,000 keys…")
+        got["snapshot"] = snapshot_of_keys()
     return got
 
 
@@ -133,8 +150,10 @@ def figure_rows(got: dict[str, Any]) -> list[list[str]]:
         ("raw_fresh", "raw 1 hop, records built as sent"),
         ("zmq", "hand-written 4-process pyzmq pipeline"),
         ("pipeline", "datablox pipeline, 4 processes"),
+        ("pipeline_nosnap", "datablox pipeline, 4 processes, no checkpoints"),
         ("loop", "plain Python loop"),
         ("fused", "datablox pipeline, fused"),
+        ("fused_nosnap", "datablox pipeline, fused, no checkpoints"),
         ("bytewax", f"Bytewax {bytewax_version()}, same work"),
     ]
     rows += [rate_row(label, got[key]) for key, label in labels if got.get(key)]
@@ -146,6 +165,25 @@ def figure_rows(got: dict[str, Any]) -> list[list[str]]:
         ]
     if "idle" in got:
         rows.append(["idle element RSS", f"{got['idle'] / 1e6:.1f} MB", "", ""])
+    if "recovery" in got:
+        rec = got["recovery"]
+        flowing = ", ".join(f"{s:.2f}" for s in rec["flowing"])
+        restore = ", ".join(f"{s:.2f}" for s in rec["restore"])
+        rows += [
+            ["kill -9 → records at the sink again (s)", flowing, "", ""],
+            ["crash noticed → restored run going (s)", restore, "", ""],
+        ]
+    if "snapshot" in got:
+        snap = got["snapshot"]
+        rows += [
+            [
+                "snapshot of a 1,000,000-key store (write+fsync)",
+                f"{snap['seconds']:.2f} s, {snap['bytes'] / 1e6:.0f} MB",
+                "",
+                "",
+            ],
+            ["reading it back", f"{snap['restore_seconds']:.2f} s", "", ""],
+        ]
     if "pipeline_result" in got:
         elements = got["pipeline_result"].summary()["elements"]
         rows += [
@@ -198,6 +236,23 @@ def target_rows(got: dict[str, Any]) -> list[list[str]]:
     if "idle" in got:
         rows.append(
             ["idle element RSS ≤ 60 MB", f"{got['idle'] / 1e6:.1f} MB", met(got["idle"] <= 60e6)]
+        )
+    for with_, without, what in (
+        ("pipeline", "pipeline_nosnap", "4-process"),
+        ("fused", "fused_nosnap", "fused"),
+    ):
+        if with_ in got and without in got:
+            rows.append(
+                ratio(f"{what} pipeline with checkpoints every 1 s / without", with_, without, 0.90)
+            )
+    if "recovery" in got and got["recovery"]["flowing"]:
+        worst = max(got["recovery"]["flowing"])
+        rows.append(
+            [
+                "records flowing again ≤ 1 s after kill -9 (worst of 3)",
+                f"{worst:.2f} s",
+                met(worst <= 1),
+            ]
         )
     return rows
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,22 @@ class LatencySink(Element):
                 }
             )
         )
+
+
+class ArrivalSink(Element):
+    """Notes when the first batch reached this process: ``FOLDER/<pid>`` holds ``time.time()``.
+
+    Ports: push in ``in`` (any records). Parameters: ``folder`` (str).
+    """
+
+    ports = (push_in("in"),)
+    params = (Param("folder", "str"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.folder = Path(params["folder"])
+        self.noted = False
+
+    def on_batch(self, port: str, records: list[dict[str, Any]]) -> None:
+        if not self.noted:
+            self.noted = True
+            (self.folder / str(os.getpid())).write_text(repr(time.time()))

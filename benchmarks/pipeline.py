@@ -21,10 +21,10 @@ def chain(name: str, elements: list[tuple[str, str, dict[str, Any]]]) -> dict[st
     return _chain(name, elements, search_path=[ROOT])
 
 
-def run(tc: dict[str, Any], fusion: str, run_dir: Path) -> RunResult:
+def run(tc: dict[str, Any], fusion: str, run_dir: Path, **options: Any) -> RunResult:
     result = run_embedded(
         tc,
-        RunOptions(fusion=fusion, run_dir=run_dir),  # type: ignore[arg-type]
+        RunOptions(fusion=fusion, run_dir=run_dir, **options),  # type: ignore[arg-type]
         QuietDisplay(),
     )
     if result.exit_code != 0:
@@ -32,8 +32,12 @@ def run(tc: dict[str, Any], fusion: str, run_dir: Path) -> RunResult:
     return result
 
 
-def pipeline_rate(total: int, fusion: str) -> tuple[float, RunResult]:
-    """Records/s of Generate → Map → Filter → Count with the given fusion mode."""
+def pipeline_rate(total: int, fusion: str, snapshot_every: float = 1.0) -> tuple[float, RunResult]:
+    """Records/s of Generate → Map → Filter → Count with the given fusion mode.
+
+    Checkpoints every ``snapshot_every`` seconds (the default of a run); 0: none
+    after the one at start.
+    """
     tc = chain(
         "bench",
         [
@@ -44,7 +48,7 @@ def pipeline_rate(total: int, fusion: str) -> tuple[float, RunResult]:
         ],
     )
     with tempfile.TemporaryDirectory() as tmp:
-        result = run(tc, fusion, Path(tmp))
+        result = run(tc, fusion, Path(tmp), snapshot_every=snapshot_every)
     return total / result.elapsed, result
 
 
