@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,12 +88,18 @@ class CrashOnce(Element):
     """Passes records on; kills its process at record ``at`` (once, or ``always`` from then on)."""
 
     ports = (push_in("in"), push_out("out"))
-    params = (Param("marker", "str"), Param("at", "int", 10), Param("always", "bool", False))
+    params = (
+        Param("marker", "str"),
+        Param("at", "int", 10),
+        Param("always", "bool", False),
+        Param("exit", "int|null", None),
+    )
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.marker = Path(params["marker"])
         self.at = params["at"]
         self.always = params["always"]
+        self.exit = params["exit"]
 
     def on_record(self, port: str, record: dict[str, Any]) -> None:
         crash = (
@@ -102,6 +109,8 @@ class CrashOnce(Element):
         )
         if crash:
             self.marker.write_text("crashed")
+            if self.exit is not None:
+                sys.exit(self.exit)  # as user code may
             os._exit(9)
         self.emit(record)
 

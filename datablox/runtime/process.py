@@ -42,6 +42,9 @@ EXIT_ORPHANED = 4
 #: port it does not have), or an ElementError raised on purpose: a restart
 #: would only repeat it.
 EXIT_ELEMENT_ERROR = 5
+#: Exit code after an element's code called ``sys.exit`` while the data flowed: a
+#: crash like any other (the run is restored from its last checkpoint).
+EXIT_ELEMENT_EXITED = 70
 #: Exit code after a second SIGTERM (the first one asks for an orderly stop).
 EXIT_TERMINATED = 128 + signal.SIGTERM
 
@@ -396,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     try:
         return runtime.run()
+    except SystemExit as exc:
+        # an element's own code called sys.exit: its code must not be taken for
+        # one of the runtime's (a start failure is not restarted)
+        print(f"error: element code called sys.exit({exc.code!r})", file=sys.stderr, flush=True)
+        os._exit(EXIT_ELEMENT_EXITED)
     except DatabloxError as exc:
         # the message names the element and port; a traceback would add nothing
         print(f"error: {exc}", file=sys.stderr, flush=True)
