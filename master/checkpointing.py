@@ -34,6 +34,8 @@ class Coordinator:
     files: dict[str, str] = field(default_factory=dict)
     pending: int | None = None
     acks: dict[str, str] = field(default_factory=dict)
+    #: element -> its final snapshot (outputs ended): it stands for every later checkpoint
+    finals: dict[str, str] = field(default_factory=dict)
     pending_bytes: int = 0
     asked_at: float = 0.0
     last_done_at: float = 0.0
@@ -67,10 +69,20 @@ class Coordinator:
             return False
         self.acks[element] = file
         self.pending_bytes += size
-        if not self.elements <= self.acks.keys():
+        return self._complete(now)
+
+    def on_final(self, element: str, file: str, now: float) -> bool:
+        """An element's outputs ended; True when that completes the pending checkpoint."""
+        self.finals[element] = file
+        return self.pending is not None and self._complete(now)
+
+    def _complete(self, now: float) -> bool:
+        assert self.pending is not None
+        checkpoint = self.pending
+        if not self.elements <= self.acks.keys() | self.finals.keys():
             return False
         self.completed = checkpoint
-        self.files = dict(self.acks)
+        self.files = {**self.finals, **self.acks}
         self.pending = None
         self.last_done_at = now
         self.stats.completed += 1
@@ -86,6 +98,7 @@ class Coordinator:
         """Abandon the checkpoint in progress; the one to restore from and its files."""
         self.pending = None
         self.acks = {}
+        self.finals = {}  # the restored elements say again when their outputs end
         self.last_done_at = now
         self.stats.restores += 1
         return self.completed, dict(self.files)

@@ -19,11 +19,12 @@ def _mb(n: int) -> str:
 
 
 def element_table(state: RunState, title: str | None = None, elapsed: float | None = None) -> Table:
-    """One row per element: throughput, backlog, busy/blocked/idle %, restarts, dead letters.
+    """One row per element: throughput, backlog, busy/blocked/idle %, restarts, replayed, dead.
 
     Busy is time working, blocked is time waiting for room downstream, idle is
-    time waiting for input. With ``elapsed`` (the final summary) rates and
-    shares are averages over the run.
+    time waiting for input. Replayed: records that reached the element again
+    after restores from checkpoints (and duplicates dropped). With ``elapsed``
+    (the final summary) rates and shares are averages over the run.
     """
     table = Table(title=title, title_justify="left", expand=False)
     for col, justify in (
@@ -38,6 +39,7 @@ def element_table(state: RunState, title: str | None = None, elapsed: float | No
         ("blocked", "right"),
         ("idle", "right"),
         ("restarts", "right"),
+        ("replayed", "right"),
         ("dead", "right"),
         ("rss", "right"),
         ("state", "left"),
@@ -65,6 +67,7 @@ def element_table(state: RunState, title: str | None = None, elapsed: float | No
             f"{state.backlog(view.name):,}",
             *(f"{share * 100:.0f}%" for share in view.shares(elapsed)),
             str(proc.restarts),
+            f"{state.replayed_into(view.name):,}",
             f"{int(view.stats.get('dead', 0)):,}",
             _mb(proc.rss),
             shown,

@@ -397,6 +397,10 @@ class Run:
         self.display.log(f"{msg.get('element')}: {msg.get('message')}")
 
     def _on_element_finished(self, msg: dict[str, Any], process: str) -> list[Command]:
+        if msg.get("final") and self.checkpoints.on_final(
+            msg["element"], msg["final"], time.monotonic()
+        ):
+            self.completed(self.checkpoints.completed)
         return self.state.on_element_finished(
             msg["element"], msg.get("failed"), msg.get("stats", {})
         )
@@ -407,8 +411,11 @@ class Run:
         done = self.checkpoints.on_ack(
             msg["element"], checkpoint, msg["file"], int(msg.get("bytes", 0)), now
         )
-        if not done:
-            return
+        if done:
+            self.completed(checkpoint)
+
+    def completed(self, checkpoint: int) -> None:
+        """Checkpoint ``checkpoint`` has every snapshot: record it, tell every process."""
         files = self.checkpoints.files
         self.store.complete(checkpoint, files)
         self.store.prune(files)
@@ -467,7 +474,7 @@ class Run:
         commands = st.on_exit(process, kind, code, msg.get("log", ""))
         if kind not in ("finished", "killed"):
             self.display.log(f"process {process} {kind.replace('_', ' ')} (exit code {code})")
-        if self.phase == "starting" and kind != "killed":
+        if self.phase in ("starting", "recovering") and kind != "killed":
             # the topology cannot start without it: fail now, not at the timeout
             if process not in self.failed_to_start and kind == "start_failed":
                 elements = ", ".join(f"'{e}'" for e in st.processes[process].elements)

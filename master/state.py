@@ -265,6 +265,14 @@ class RunState:
                 self.replayed[c] = self.replayed.get(c, 0) + before - int(n)
             self.sent[c] = int(n)
 
+    def replayed_into(self, name: str) -> int:
+        """Records sent to ``name`` again after restores, plus duplicates it dropped."""
+        return sum(
+            self.replayed.get(c["id"], 0) + self.duplicates.get(c["id"], 0)
+            for c in self.connections
+            if c["kind"] == "push" and c["to"]["element"] == name
+        )
+
     def connection_figures(self) -> dict[str, dict[str, int]]:
         """Per push connection: records sent, received, replayed after restores, duplicates."""
         out = {}

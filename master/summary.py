@@ -37,6 +37,22 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
                 f"{folder / (name.replace('/', '__') + '.jsonl')}",
                 highlight=False,
             )
+    checkpoints = result.checkpoints
+    if table and checkpoints.get("restores"):
+        recovered = ", ".join(f"{s:.2f}" for s in checkpoints.get("recovery_seconds", []))
+        console.print(
+            f"restored {checkpoints['restores']} time(s) from checkpoints after crashes "
+            f"(back to work after {recovered} s); {checkpoints['completed']} checkpoint(s) "
+            "completed",
+            highlight=False,
+        )
+        for edge, figures in st.connection_figures().items():
+            if figures["replayed"] or figures["duplicates_dropped"]:
+                console.print(
+                    f"{edge}: {figures['replayed']:,} record(s) replayed (at least), "
+                    f"{figures['duplicates_dropped']:,} duplicate(s) dropped",
+                    highlight=False,
+                )
     for line in st.lost():
         console.print(f"[red]lost:[/red] {line}", highlight=False, soft_wrap=True)
     for problem in result.problems:

@@ -86,3 +86,20 @@ def test_no_interval_keeps_only_the_state_at_start() -> None:
     co.start(now=0.0)
     assert co.due(now=100.0) is None
     assert co.restore(now=100.0) == (0, {"a": "a/0"})
+
+
+def test_an_element_whose_outputs_ended_stands_for_every_later_checkpoint() -> None:
+    co = Coordinator(frozenset({"src", "sink"}), interval=1.0)
+    for element in ("src", "sink"):
+        co.on_ack(element, 0, f"{element}/0", 1, now=0.0)
+    co.start(now=0.0)
+    assert not co.on_final("src", "src/final-0", now=0.5)  # nothing pending yet
+    assert co.due(now=1.0) == 1
+    assert co.on_ack("sink", 1, "sink/1", 1, now=1.2)
+    assert co.files == {"src": "src/final-0", "sink": "sink/1"}
+    # and once everything has ended, a pending checkpoint completes with the finals
+    assert co.due(now=2.2) == 2
+    assert co.on_final("sink", "sink/final-0", now=2.3)
+    assert co.completed == 2
+    assert co.restore(now=3.0) == (2, {"src": "src/final-0", "sink": "sink/final-0"})
+    assert co.finals == {}

@@ -109,6 +109,57 @@ def test_an_element_calling_sys_exit_mid_stream_is_a_crash_and_loses_nothing(
     assert sorted(r["n"] for r in lines(out)) == list(range(20000))
 
 
+def test_checkpoints_go_on_after_a_source_process_has_exited(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A finished source's last snapshot stands for the later checkpoints: they complete,
+    and a crash after it goes back to one of them, not to the start."""
+    out = tmp_path / "out.jsonl"
+    tc = {
+        "name": "twosources",
+        "elements": [
+            {
+                "name": "short",
+                "class": "runtime_elements:Numbers",
+                "id": 0,
+                "params": {"count": 100, "start": 100000},
+            },
+            {
+                "name": "long",
+                "class": "runtime_elements:Numbers",
+                "id": 1,
+                "params": {"count": 3000, "rate": 1000},
+            },
+            {
+                "name": "sink",
+                "class": "runtime_elements:Collect",
+                "id": 2,
+                "params": {"path": str(out)},
+            },
+        ],
+        "connections": [
+            {
+                "id": 0,
+                "kind": "push",
+                "from": {"element": "short", "port": "out"},
+                "to": {"element": "sink", "port": "in"},
+            },
+            {
+                "id": 1,
+                "kind": "push",
+                "from": {"element": "long", "port": "out"},
+                "to": {"element": "sink", "port": "in"},
+            },
+        ],
+    }
+    result = cluster.run(tc, fusion="off", snapshot_every=0.3)
+    assert result.exit_code == 0, result.problems
+    assert result.summary()["processes"]["p0-short"]["exit"] == "finished"
+    assert result.summary()["checkpoints"]["completed"] >= 4
+    want = list(range(3000)) + list(range(100000, 100100))
+    assert sorted(r["n"] for r in lines(out)) == want
+
+
 def test_an_element_that_keeps_crashing_fails_the_run(cluster: Cluster, tmp_path: Path) -> None:
     tc = chain(
         "crashloop",

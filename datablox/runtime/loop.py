@@ -178,6 +178,7 @@ class EventLoop(Checkpointing):
     # ---- the main loop's step ------------------------------------------------
     def service(self, timeout: float) -> None:
         """Handle whatever is readable within ``timeout`` seconds, then flush due batches."""
+        self.send_written()
         backlog = self.backlog
         while backlog:
             sock, parts = backlog.popleft()

@@ -168,9 +168,16 @@ class ProcessRuntime(EventLoop):
                 # checkpoint 0: the state at start, what a restore before any
                 # other checkpoint completed goes back to
                 self.write_and_ack(hosted, 0, self.runtime_state(hosted), time.monotonic())
-            if hosted.is_source:
+            if hosted.is_source and not hosted.outputs_ended:
                 hosted.gen = iter(hosted.element.generate())  # type: ignore[attr-defined]
-                resume(hosted, hosted.skip, self.log)
+                if hosted.skip:
+                    # skipping re-runs generate(): what it dead-letters on the way was
+                    # dead-lettered before the checkpoint already
+                    ctx, handler = hosted.ctx, hosted.handler
+                    kept = (ctx.dead_count, handler.errors, self.dead.position(hosted.name))
+                    resume(hosted, hosted.skip, self.log)
+                    ctx.dead_count, handler.errors = kept[0], kept[1]
+                    self.dead.truncate(hosted.name, kept[2])
 
     def restore(self, hosted: Hosted) -> None:
         """Restore ``hosted`` from the checkpoint the spec names, if any."""
@@ -310,11 +317,13 @@ class ProcessRuntime(EventLoop):
         if hosted.queries_open() or hosted.finished:
             return
         hosted.finished = True
+        self.wait_written()  # its final snapshot is on disk before the master relies on it
         self.send(
             "element_finished",
             element=hosted.name,
             failed=hosted.failed,
             stats=self.element_stats(hosted),
+            final=hosted.final_file,
         )
 
     # ---- running -----------------------------------------------------------
@@ -326,13 +335,14 @@ class ProcessRuntime(EventLoop):
         while not all(h.finished for h in self.hosted.values()):
             if self.checkpoint_work:
                 self.do_checkpoint_work()
+            self.send_written()
             active = [h for h in sources if not h.source_done]
             self.sources_active = bool(active)
             if active:
                 for hosted in active:
                     previous = self.clock.enter(hosted.handler.work)
                     try:
-                        pump(hosted, self.batch_size, stopping)
+                        pump(hosted, self.batch_size, stopping, self.checkpoint_due)
                     finally:
                         self.clock.leave(previous)
                     if hosted.source_done:
@@ -344,6 +354,10 @@ class ProcessRuntime(EventLoop):
 
     def is_stopping(self) -> bool:
         return self.stopping
+
+    def checkpoint_due(self) -> bool:
+        """A paced source ends its batch early so a checkpoint is not held up."""
+        return bool(self.checkpoint_work)
 
     def run(self) -> int:
         self.poller.register(self.control, zmq.POLLIN)
@@ -360,6 +374,7 @@ class ProcessRuntime(EventLoop):
             gc.collect()
             gc.freeze()
             gc.set_threshold(GC_THRESHOLD, 50, 100)
+            self.wait_written()  # snapshot 0 is on disk before the data flows
             self.send("started", sent={link.conn_id: link.sent for link in self.links})
             self._await("go")
             self.on_control({"op": "ended", "conns": wire.get("ended", [])})
@@ -371,6 +386,7 @@ class ProcessRuntime(EventLoop):
         self.run_loop()
         for link in self.links:
             link.flush()
+        self.wait_written()
         self.send("finished", **self.snapshot())
         self.close(linger=True)
         return 0

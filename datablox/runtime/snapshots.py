@@ -11,9 +11,10 @@ The mechanism is the asynchronous barrier snapshot of Carbone et al. (2015):
   barriers and ends alike), so the snapshot holds exactly the effect of the
   records before the barriers; then it forwards barrier *N* and goes on with
   what it held;
-- each snapshot is written atomically to the checkpoint store and
-  acknowledged to the master, which declares *N* complete once every element
-  has acknowledged it.
+- each snapshot is pickled at once, then written atomically to the checkpoint
+  store by a writer thread (the element goes on meanwhile) and acknowledged to
+  the master once it is on disk; the master declares *N* complete once every
+  element has acknowledged it.
 
 A snapshot holds the element's own state (``Element.snapshot``) and the
 runtime's part: logical counters, the sequence numbers of every connection
@@ -28,12 +29,16 @@ acknowledges every later checkpoint with it.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from datablox.element import Element, Source
-from datablox.runtime.checkpoints import CheckpointStore
+from datablox.errors import ElementError
+from datablox.runtime.checkpoints import CheckpointStore, dumps, write_atomic
+from datablox.runtime.handling import error_text
 from datablox.runtime.links import LocalLink, RemoteLink
 
 if TYPE_CHECKING:
@@ -44,10 +49,13 @@ END = None
 
 
 class Barrier:
-    __slots__ = ("checkpoint",)
+    """A barrier held back behind an earlier one, with its connection's position then."""
 
-    def __init__(self, checkpoint: int) -> None:
+    __slots__ = ("checkpoint", "position")
+
+    def __init__(self, checkpoint: int, position: tuple[int, int]) -> None:
         self.checkpoint = checkpoint
+        self.position = position
 
 
 def defines(element: Element, hook: str) -> bool:
@@ -79,6 +87,38 @@ class Checkpointing:
         #: checkpoint ops waiting for the main loop: ("take" | "done", id)
         self.checkpoint_work: list[tuple[str, int]] = []
         self.snapshot_seconds = 0.0
+        #: (relative path or None, bytes, ack fields or None), written in order by the writer
+        self._jobs: queue.Queue[tuple[str | None, bytes, dict[str, Any] | None]] = queue.Queue()
+        #: acknowledgements whose snapshot is on disk, for the main loop to send
+        self._written: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="datablox-snapshots")
+        self._writer.daemon = True
+        self._writer.start()
+
+    # ---- the writer thread ---------------------------------------------------
+    def _write_loop(self) -> None:
+        while True:
+            rel, data, ack = self._jobs.get()
+            try:
+                if rel is not None:
+                    write_atomic(self.store.root / rel, data)
+                if ack is not None:
+                    self._written.put(ack)
+            except OSError as exc:
+                # not acknowledged: the checkpoint never completes, the run keeps the last one
+                print(f"cannot write snapshot {rel}: {exc}", flush=True)
+            finally:
+                self._jobs.task_done()
+
+    def send_written(self) -> None:
+        """Acknowledge the snapshots the writer has put on disk (main thread only)."""
+        while not self._written.empty():
+            self.send("snapshotted", **self._written.get_nowait())
+
+    def wait_written(self) -> None:
+        """Wait until every snapshot handed to the writer is on disk, and acknowledge them."""
+        self._jobs.join()
+        self.send_written()
 
     # ---- what arrives on an input connection ---------------------------------
     def records_arrived(self, hosted: Hosted, conn: int, port: str, records: list[Any]) -> None:
@@ -87,13 +127,23 @@ class Checkpointing:
             return
         hosted.handler.batch(port, records)
 
-    def barrier_arrived(self, hosted: Hosted, conn: int, checkpoint: int) -> None:
+    def barrier_arrived(
+        self,
+        hosted: Hosted,
+        conn: int,
+        checkpoint: int,
+        position: tuple[int, int] | None = None,
+    ) -> None:
+        """Barrier ``checkpoint`` on ``conn``; ``position``: (expected seq, records received)
+        on the connection when it arrived (now, unless it was held back)."""
+        if position is None:
+            position = (self.expected_seq.get(conn, 0), self.recv_counts.get(conn, 0))
         if hosted.aligning is not None and conn in hosted.arrived:
-            hosted.held.append((conn, "", Barrier(checkpoint)))
+            hosted.held.append((conn, "", Barrier(checkpoint, position)))
             return
         if hosted.aligning is None:
             hosted.aligning = checkpoint
-        hosted.arrived[conn] = (self.expected_seq.get(conn, 0), self.recv_counts.get(conn, 0))
+        hosted.arrived[conn] = position
         self.check_aligned(hosted)
 
     def end_arrived(self, conn: int) -> None:
@@ -131,7 +181,7 @@ class Checkpointing:
             if item is END:
                 self.end_arrived(conn)
             elif isinstance(item, Barrier):
-                self.barrier_arrived(hosted, conn, item.checkpoint)
+                self.barrier_arrived(hosted, conn, item.checkpoint, item.position)
             else:
                 self.records_arrived(hosted, conn, port, item)
 
@@ -157,8 +207,16 @@ class Checkpointing:
                 inputs[conn] = hosted.arrived.get(
                     conn, (self.expected_seq.get(conn, 0), self.recv_counts.get(conn, 0))
                 )
+        try:
+            state = hosted.element.snapshot()
+        except ElementError:
+            raise
+        except Exception as exc:
+            raise ElementError(
+                f"element '{hosted.name}': snapshot() failed: {error_text(exc)}"
+            ) from None
         return {
-            "state": hosted.element.snapshot(),
+            "state": state,
             "received": handler.received,
             "errors": handler.errors,
             "dead": ctx.dead_count,
@@ -181,20 +239,24 @@ class Checkpointing:
     def write_and_ack(
         self, hosted: Hosted, checkpoint: int | str, state: dict[str, Any], started: float
     ) -> str:
+        """Pickle ``state`` now; the writer puts it on disk, then it is acknowledged."""
         tag = checkpoint if isinstance(checkpoint, int) else f"{checkpoint}-{self.epoch}"
-        rel, size = self.store.write_snapshot(hosted.name, tag, state)  # type: ignore[arg-type]
+        path = self.store.snapshot_path(hosted.name, tag)  # type: ignore[arg-type]
+        rel = str(path.relative_to(self.store.root))
+        data = dumps(state)
         seconds = time.monotonic() - started
         self.snapshot_seconds += seconds
+        ack = None
         if isinstance(checkpoint, int):
             hosted.acked = max(hosted.acked, checkpoint)
-            self.send(
-                "snapshotted",
-                element=hosted.name,
-                checkpoint=checkpoint,
-                file=rel,
-                bytes=size,
-                seconds=seconds,
-            )
+            ack = {
+                "element": hosted.name,
+                "checkpoint": checkpoint,
+                "file": rel,
+                "bytes": len(data),
+                "seconds": seconds,
+            }
+        self._jobs.put((rel, data, ack))
         return rel
 
     def final_snapshot(self, hosted: Hosted) -> None:
@@ -208,14 +270,15 @@ class Checkpointing:
         if hosted.final_file is None or hosted.acked >= checkpoint:
             return
         hosted.acked = checkpoint
-        self.send(
-            "snapshotted",
-            element=hosted.name,
-            checkpoint=checkpoint,
-            file=hosted.final_file,
-            bytes=0,
-            seconds=0.0,
-        )
+        ack = {
+            "element": hosted.name,
+            "checkpoint": checkpoint,
+            "file": hosted.final_file,
+            "bytes": 0,
+            "seconds": 0.0,
+        }
+        # through the writer, in order: never before the final snapshot is on disk
+        self._jobs.put((None, b"", ack))
 
     # ---- checkpoint ops from the master (run between batches) ----------------
     def on_checkpoint_op(self, msg: dict[str, Any]) -> None:

@@ -10,11 +10,19 @@ from datablox.runtime.handling import error_text
 from datablox.runtime.hosted import Hosted
 
 
-def pump(hosted: Hosted, batch_size: int, stopping: Callable[[], bool]) -> None:
+def pump(
+    hosted: Hosted,
+    batch_size: int,
+    stopping: Callable[[], bool],
+    pause: Callable[[], bool] = lambda: False,
+) -> None:
     """Pull up to one batch of records from a source's generator and emit them.
 
     Records collect in the out-port's pending list and go to its links in one
-    ``extend``: a record costs one list append, whatever the fan-out.
+    ``extend``: a record costs one list append, whatever the fan-out. A source
+    that waits inside ``generate`` (paced, or waiting for data) ends the batch
+    early when ``stopping()`` or ``pause()`` says so after a wait, so that a
+    slow source holds up neither a stop nor a checkpoint.
     """
     element = hosted.element
     assert isinstance(element, Source) and hosted.gen is not None
@@ -30,6 +38,9 @@ def pump(hosted: Hosted, batch_size: int, stopping: Callable[[], bool]) -> None:
                 break
             if out.pending is not pending:
                 pending = out.pending  # a wait() inside the generator flushed the batch
+                if stopping() or pause():
+                    pending.append(record)
+                    break
             pending.append(record)
             n += 1
             if n >= batch_size:
