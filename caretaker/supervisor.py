@@ -85,10 +85,10 @@ class Supervisor:
             if code is None:
                 continue
             del self.children[name]
-            if child.killed:
+            if code == 0:
+                kind = "finished"  # it had finished before a kill reached it
+            elif child.killed:
                 kind = "killed"
-            elif code == 0:
-                kind = "finished"
             elif code in (EXIT_START_FAILED, EXIT_ELEMENT_ERROR):
                 kind = "start_failed" if code == EXIT_START_FAILED else "element_error"
             else:
