@@ -149,7 +149,6 @@ class CareTaker:
         msg.update(self.sampler.sample(child.popen.pid))
 
     def _finished(self, msg: dict[str, Any], child: Child) -> None:
-        child.finished = True
         self._load(msg, child)
 
     def _relay(self, msg: dict[str, Any], child: Child) -> None:

@@ -24,7 +24,6 @@ class Child:
     popen: subprocess.Popen[bytes]
     log_path: Path
     endpoints: dict[str, str] = field(default_factory=dict)
-    finished: bool = False
     killed: bool = False
 
 

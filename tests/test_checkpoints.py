@@ -41,7 +41,7 @@ def test_only_a_completed_checkpoint_is_the_latest(tmp_path: Path) -> None:
 def test_pruning_keeps_what_the_latest_needs_and_final_snapshots(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path)
     old, _ = store.write_snapshot("a", 1, "old")
-    final, _ = store.write_snapshot("b", "final-0", "end")  # type: ignore[arg-type]
+    final, _ = store.write_snapshot("b", "final-0", "end")
     store.complete(1, {"a": old, "b": final})
     new, _ = store.write_snapshot("a", 2, "new")
     store.complete(2, {"a": new, "b": final})

@@ -61,12 +61,13 @@ class CheckpointStore:
         self.root = Path(run_dir) / "checkpoints"
 
     # ---- element snapshots ---------------------------------------------------
-    def snapshot_path(self, element: str, checkpoint: int, partition: str = WHOLE) -> Path:
+    def snapshot_path(self, element: str, checkpoint: int | str, partition: str = WHOLE) -> Path:
+        """``checkpoint``: a checkpoint id, or ``final-EPOCH`` for a final snapshot."""
         safe = element.replace("/", "__")
         return self.root / "elements" / safe / partition / f"{checkpoint}.snap"
 
     def write_snapshot(
-        self, element: str, checkpoint: int, state: Any, partition: str = WHOLE
+        self, element: str, checkpoint: int | str, state: Any, partition: str = WHOLE
     ) -> tuple[str, int]:
         """Store one snapshot; returns its path (relative to the store) and size in bytes."""
         data = dumps(state)

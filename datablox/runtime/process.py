@@ -335,7 +335,6 @@ class ProcessRuntime(EventLoop):
         while not all(h.finished for h in self.hosted.values()):
             if self.checkpoint_work:
                 self.do_checkpoint_work()
-            self.send_written()
             active = [h for h in sources if not h.source_done]
             self.sources_active = bool(active)
             if active:

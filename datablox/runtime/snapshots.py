@@ -171,11 +171,10 @@ class Checkpointing:
                 if conn not in hosted.arrived:
                     return
         self.take_snapshot(hosted, checkpoint)
-        held, arrived = hosted.held, hosted.arrived
+        held = hosted.held
         hosted.aligning = None
         hosted.held = deque()
         hosted.arrived = {}
-        del arrived
         while held:
             conn, port, item = held.popleft()
             if item is END:
@@ -241,7 +240,7 @@ class Checkpointing:
     ) -> str:
         """Pickle ``state`` now; the writer puts it on disk, then it is acknowledged."""
         tag = checkpoint if isinstance(checkpoint, int) else f"{checkpoint}-{self.epoch}"
-        path = self.store.snapshot_path(hosted.name, tag)  # type: ignore[arg-type]
+        path = self.store.snapshot_path(hosted.name, tag)
         rel = str(path.relative_to(self.store.root))
         data = dumps(state)
         seconds = time.monotonic() - started

@@ -1,4 +1,4 @@
-"""Driving source elements: pulling batches from their generators, resuming after a restart."""
+"""Driving source elements: pulling batches from their generators, skipping after a restore."""
 
 from __future__ import annotations
 
@@ -59,12 +59,9 @@ def pump(
 
 
 def resume(hosted: Hosted, done: int, log: Callable[[str, str], None]) -> None:
-    """After a restart, skip what a resumable source had already emitted."""
-    element = hosted.element
-    if done <= 0 or not isinstance(element, Source) or hosted.gen is None:
-        return
-    if not element.resumable:
-        log(hosted.name, "restarted; not resumable, so it starts over from the beginning")
+    """After a restore, skip the ``done`` records a resumable source emitted before its
+    checkpoint (its counters are restored with the snapshot)."""
+    if done <= 0 or hosted.gen is None:
         return
     skipped = 0
     for record in hosted.gen:
@@ -72,7 +69,4 @@ def resume(hosted: Hosted, done: int, log: Callable[[str, str], None]) -> None:
             skipped += 1
             if skipped >= done:
                 break
-    out = hosted.ctx.outputs.get(element.source_port)
-    if out is not None:
-        out.emitted = skipped
-    log(hosted.name, f"restarted; resuming after the {skipped:,} records it had reported")
+    log(hosted.name, f"restored; skipped the {skipped:,} records it emitted before the checkpoint")
