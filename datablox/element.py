@@ -38,6 +38,17 @@ overrides a few hooks that the runtime calls from a single thread:
     when a checkpoint this element took part in is complete everywhere: the
     moment for a sink to commit to an outside system what it wrote up to it.
 
+The shard contract (``docs/shards.md``): any element can be declared
+``shard(min=, max=)`` in a ``.topo``. A class without state (no ``snapshot``)
+can be a pool; a keyed shard (``shard(..., key="field")``) of a class with
+state needs ``export_partitions(partitions, partition_of)`` (hand the state
+of those partitions over, forgetting it) and ``import_partitions(state)``
+(take it in), so partitions can move between members while records flow.
+``member_cost()`` answers whether a member may be added (None: no) and at
+what cost to shrink back; ``min_members`` is the fewest members the class
+works with; ``query_routing`` says whether a query goes to the member owning
+its key (``request_key``) or to every member (``gather`` combines answers).
+
 Errors: any exception from ``on_record``/``on_batch`` (including ``QueryError``
 and ``QueryTimeout`` from ``ask``) dead-letters the record; raise
 :class:`~datablox.errors.ElementError` to stop the element and fail the run.
@@ -55,7 +66,7 @@ across crashes of element processes (``docs/delivery.md``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from datablox.errors import ElementClassError
@@ -127,6 +138,57 @@ class Element:
 
     def on_checkpoint(self, checkpoint: int) -> None:
         """Checkpoint ``checkpoint`` is complete everywhere (commit what was written up to it)."""
+
+    # ---- the shard contract (docs/shards.md) --------------------------------
+    #: The fewest members this class works with as a shard (``shard(min=)`` may ask more).
+    min_members: ClassVar[int] = 1
+    #: The parameter naming the field the element keys its state by; a keyed shard
+    #: of this class must route on that same field (the checker verifies it).
+    state_key_param: ClassVar[str | None] = None
+    #: How a query reaches a keyed shard: "key" (the member that owns the request's
+    #: key) or "scatter" (every member; ``gather`` combines the answers).
+    query_routing: ClassVar[str] = "key"
+
+    def member_cost(self) -> int | None:
+        """May the shard add a member? None: no. Otherwise the cost of shrinking back,
+        in scaling rounds: 0 for a member without state, more for much state."""
+        return 0
+
+    def export_partitions(
+        self, partitions: frozenset[int], partition_of: Callable[[Any], int]
+    ) -> Any:
+        """Hand over (and forget) the state of ``partitions``; ``partition_of(key)`` maps a
+        state key to its partition. Picklable; the receiving member gets it in
+        ``import_partitions``."""
+        raise NotImplementedError(f"{type(self).__name__} defines no export_partitions")
+
+    def import_partitions(self, state: Any) -> None:
+        """Take in state another member exported (partitions this member now owns)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no import_partitions")
+
+    @classmethod
+    def request_key(cls, port: str, request: Any, key: Sequence[str]) -> Any:
+        """The shard key of a query ``request`` (default: the key fields of a map request,
+        or a bare request itself when the key is one field)."""
+        return key_value(request, key) if isinstance(request, dict) else request
+
+    @classmethod
+    def gather(cls, port: str, answers: list[Any]) -> Any:
+        """Combine the answers of every member to a scattered query (default: the list)."""
+        return answers
+
+    @classmethod
+    def has_state(cls) -> bool:
+        """True when the class keeps state across records (it defines ``snapshot``)."""
+        return cls.snapshot is not Element.snapshot
+
+    @classmethod
+    def keyable(cls) -> bool:
+        """True when the class can be a keyed shard: no state, or state it can move."""
+        return not cls.has_state() or (
+            cls.export_partitions is not Element.export_partitions
+            and cls.import_partitions is not Element.import_partitions
+        )
 
     # ---- services provided by the runtime ----------------------------------
     def emit(self, record: Record, port: str = "out") -> None:
@@ -207,6 +269,33 @@ class Source(Element):
     def wait(self, seconds: float) -> None:
         """Pause for ``seconds`` while the runtime keeps flushing and listening."""
         self._ctx.wait(seconds)
+
+
+MISSING: Any = object()
+
+
+def field_value(record: Any, path: str) -> Any:
+    """``record[path]``; a dotted path reaches into nested maps when no field has that name.
+    MISSING when absent."""
+    if not isinstance(record, dict):
+        return MISSING
+    value = record.get(path, MISSING)
+    if value is MISSING and "." in path:
+        value = record
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return MISSING
+            value = value[part]
+    return value
+
+
+def key_value(record: Any, key: Sequence[str]) -> Any:
+    """The shard key of ``record``: one field's value, or a tuple of several (MISSING
+    when a field is absent)."""
+    if len(key) == 1:
+        return field_value(record, key[0])
+    values = tuple(field_value(record, k) for k in key)
+    return MISSING if any(v is MISSING for v in values) else values
 
 
 def check_element_class(cls: Any, ref: str) -> type[Element]:

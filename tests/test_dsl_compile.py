@@ -66,12 +66,12 @@ ALERTS = {
                 "opts": {"k": 1, "n": {"x": False}},
             },
         ),
-        el(1, "xm", "cases:Thing", {"x": 2.0}, shard={"min": 1, "max": 8}),
+        el(1, "xm", "cases:Thing", {"x": 2.0}, shard={"min": 1, "max": 8, "key": ["x", "name.first"]}),
         el(2, "db", "cases:Sink", {"path": "out.jsonl"}, node="node2"),
         el(3, "g/f", "cases:Filt", {"where": "value", "limit": 3}),
         el(4, "g/m", "cases:Thing", {"x": [1, 2, {"a": None}]}),
         el(5, "p", "cases:Probe", {"every": 100}),
-        el(6, "s", "cases:Src", shard={"min": 1, "max": 2}),
+        el(6, "s", "cases:Src"),
     ],
     "connections": [
         conn(0, "push", "g/f.out", "g/m.in"),
@@ -162,7 +162,7 @@ def test_separators_comments_and_placement_order() -> None:
         # leading comment
 
         topology sep {   # trailing comment
-            element a = cases:Src() on "host-1.example" shard(min=2, max=3);  element b = cases:Thing() shard(max=4) on n1
+            element a = cases:Thing() on "host-1.example" shard(min=2, max=3);  element b = cases:Thing() shard(max=4) on n1
             element c = cases:Sink()
               ;;
             a.out -> b.in; b.out
@@ -171,7 +171,7 @@ def test_separators_comments_and_placement_order() -> None:
         """
     )
     assert tc["elements"] == [
-        el(0, "a", "cases:Src", node="host-1.example", shard={"min": 2, "max": 3}),
+        el(0, "a", "cases:Thing", node="host-1.example", shard={"min": 2, "max": 3}),
         el(1, "b", "cases:Thing", node="n1", shard={"min": 1, "max": 4}),
         el(2, "c", "cases:Sink"),
     ]

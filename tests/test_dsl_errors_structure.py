@@ -139,12 +139,12 @@ def test_shard_errors() -> None:
          --> t.topo:3:50
         """,
         """
-        error: shard(...) takes min and max, not 'avg'
+        error: shard(...) takes min, max and key, not 'avg'
          --> t.topo:3:55
           |
         3 |     element y = cases:Thing() shard(min=1.5, max="a", avg=3)
           |                                                       ^^^
-          = hint: write shard(min=1, max=8)
+          = hint: write shard(min=1, max=8), or shard(min=1, max=8, key="field")
         """,
         """
         error: shard(...) needs max, the largest number of members
@@ -153,6 +153,70 @@ def test_shard_errors() -> None:
         4 |     element z = cases:Thing() shard(min=1)
           |                               ^^^^^^^^^^^^
           = hint: write shard(min=1, max=8); min defaults to 1
+        """,
+    )
+
+
+def test_shards_of_classes_that_cannot_be_sharded_that_way() -> None:
+    expect(
+        """
+        topology t {
+            element s = cases:Src() shard(max=2)
+            element c = Count() shard(max=2)
+            element k = Count() shard(max=2, key="x")
+            element n = KeyCount(key="name") shard(max=4, key="x")
+            element w = KeyCount(key="x") shard(max=4, key=["a", 3])
+            element v = KeyCount(key="x") shard(max=4)
+            s.out -> c.in; s.out -> k.in; s.out -> n.in; s.out -> w.in; s.out -> v.in
+        }
+        """,
+        """
+        error: 's' (Src) cannot be a shard: it has no push in-port to spread over members
+         --> t.topo:2:29
+          |
+        2 |     element s = cases:Src() shard(max=2)
+          |                             ^^^^^^^^^^^^
+          = hint: shard the element that receives its records instead
+        """,
+        """
+        error: 'c' (Count) keeps state, so a pool (a shard without key) would split it arbitrarily between members
+         --> t.topo:3:25
+          |
+        3 |     element c = Count() shard(max=2)
+          |                         ^^^^^^^^^^^^
+          = hint: Count cannot move its state between members; drop shard(...)
+        """,
+        """
+        error: 'k' (Count) keeps state it cannot move between members: the class defines snapshot() but not export_partitions()/import_partitions()
+         --> t.topo:4:42
+          |
+        4 |     element k = Count() shard(max=2, key="x")
+          |                                          ^^^
+          = hint: define both hooks (docs/shards.md), or drop shard(...)
+        """,
+        """
+        error: KeyCount keeps its state by field 'name' (parameter key); its keyed shard must route on that field, not x
+         --> t.topo:5:55
+          |
+        5 |     element n = KeyCount(key="name") shard(max=4, key="x")
+          |                                                       ^^^
+          = hint: write key="name"
+        """,
+        """
+        error: shard key must be a field name or a list of field names, got ['a', 3]
+         --> t.topo:6:52
+          |
+        6 |     element w = KeyCount(key="x") shard(max=4, key=["a", 3])
+          |                                                    ^^^^^^^^
+          = hint: write key="objectId", key="candidate.ra" or key=["src", "dst"]
+        """,
+        """
+        error: 'v' (KeyCount) keeps state, so a pool (a shard without key) would split it arbitrarily between members
+         --> t.topo:7:35
+          |
+        7 |     element v = KeyCount(key="x") shard(max=4)
+          |                                   ^^^^^^^^^^^^
+          = hint: give the shard a key: shard(min=1, max=4, key="field")
         """,
     )
 
