@@ -121,6 +121,7 @@ BUILT_IN = ["Count", "CsvSource", "Director", "FileCrawler", "Filter", "Generate
 BUILT_IN += [
     "JsonLinesSink",
     "JsonLinesSource",
+    "KeyCount",
     "KeyValueStore",
     "Lookup",
     "Manager",
