@@ -11,7 +11,9 @@ so a receiver can detect loss or duplicates; ``records`` is the number of record
 An end-of-stream batch (kind EOS) carries the total records sent in ``records``
 and the next unused ``seq``. A checkpoint barrier (kind BARRIER) carries the
 checkpoint id in ``records`` and the next unused ``seq``: every batch before it
-belongs to that checkpoint, every batch after it to the next.
+belongs to that checkpoint, every batch after it to the next. A move marker
+(kind MARKER) carries a partition move's id in ``records``: the sender has sent
+the receiver everything of the moving partitions it will ever send it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ VERSION = 1
 DATA = 0
 EOS = 1
 BARRIER = 2
+MARKER = 3
 
 _HEADER = struct.Struct("!BBBBIIQI")
 HEADER_SIZE = _HEADER.size
@@ -55,6 +58,6 @@ def unpack_header(data: bytes) -> Header:
     version, kind, codec, _flags, sender, connection, seq, records = _HEADER.unpack(data)
     if version != VERSION:
         raise ProtocolError(f"batch header version {version}, this datablox speaks {VERSION}")
-    if kind not in (DATA, EOS, BARRIER):
+    if kind not in (DATA, EOS, BARRIER, MARKER):
         raise ProtocolError(f"batch header has unknown kind {kind}")
     return Header(kind, codec, sender, connection, seq, records)

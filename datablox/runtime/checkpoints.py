@@ -54,6 +54,15 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def write_transfer(path: Path, data: bytes) -> None:
+    """Write ``data`` for another process to read now (a partition move): renamed into place,
+    not fsynced — a crash restores the whole run from its last checkpoint anyway."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 class CheckpointStore:
     """Reads and writes the checkpoints of one run folder."""
 
@@ -74,6 +83,10 @@ class CheckpointStore:
         path = self.snapshot_path(element, checkpoint, partition)
         write_atomic(path, data)
         return str(path.relative_to(self.root)), len(data)
+
+    def transfer_path(self, move: int, element: str, to: str) -> Path:
+        """Where ``element`` leaves the state of partitions moving to member ``to``."""
+        return self.root / "moves" / f"{move}-{element.replace('/', '__')}-to-{to}.snap"
 
     def read_snapshot(self, relative: str) -> Any:
         data = (self.root / relative).read_bytes()

@@ -193,6 +193,15 @@ class RemoteLink:
         )
         self._send([header, b""])
 
+    def marker(self, move: int) -> None:
+        """Flush, then tell the receiver that partition move ``move`` sends it nothing more
+        of the moving partitions (it takes no sequence number)."""
+        self.flush()
+        header = frames.pack_header(
+            frames.MARKER, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, move
+        )
+        self._send([header, b""])
+
     def close(self) -> None:
         """Flush and send end-of-stream (total records sent in ``count``)."""
         self.flush()

@@ -32,6 +32,8 @@ REPORT_EVERY = 1.0
 BACKLOG_LIMIT = 16
 
 Socket = zmq.Socket  # type: ignore[type-arg]
+#: Control ops handled at once, even while an element's hook is running.
+IMMEDIATE = frozenset({"stop", "abandon", "shard_switch", "add_inputs"})
 
 
 class EventLoop(Checkpointing):
@@ -85,6 +87,9 @@ class EventLoop(Checkpointing):
     def log(self, element: str, message: str) -> None:
         raise NotImplementedError
 
+    def marker_arrived(self, conn: int, move: int) -> None:
+        raise NotImplementedError
+
     def send(self, op: str, **fields: Any) -> None:
         self.control.send(control.encode({"op": op, "process": self.pid_name, **fields}))
 
@@ -119,9 +124,11 @@ class EventLoop(Checkpointing):
         self.report_if_due()
 
     def defer_control(self, msg: dict[str, Any]) -> None:
-        """Inside an element's hook: a stop, or the news that a receiver gave up (which
-        ends a blocked send), is handled now; the rest waits for the main loop."""
-        if msg["op"] in ("stop", "abandon"):
+        """Inside an element's hook: a stop, the news that a receiver gave up (which
+        ends a blocked send), a shard's table switch (which a query may be waiting
+        for) and new inputs (bookkeeping) are handled now; the rest waits for the
+        main loop."""
+        if msg["op"] in IMMEDIATE:
             self.on_control(msg)
         else:
             self.deferred.append(msg)
@@ -166,6 +173,26 @@ class EventLoop(Checkpointing):
             # only batches to other processes: a fused receiver may be the waiting element
             self.flush_due(self.flush_interval, remote_only=True)
             self.report_if_due()
+
+    def wait_for(self, condition: Any, seconds: float | None = None) -> bool:
+        """Wait until ``condition()`` holds (True) or ``seconds`` pass (False), answering
+        queries, control messages and flushing batches meanwhile."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        poller = zmq.Poller()
+        poller.register(self.control, zmq.POLLIN)
+        for other in self.query_sockets:
+            poller.register(other, zmq.POLLIN)
+        while not condition():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            for ready, _ in poller.poll(math.ceil(self.flush_interval * 1000)):
+                if ready is self.control:
+                    self.defer_control(control.decode(ready.recv()))
+                else:
+                    self.answer(ready)
+            self.flush_due(self.flush_interval, remote_only=True)
+            self.report_if_due()
+        return True
 
     def read_ahead(self, sock: Socket) -> None:
         while len(self.backlog) < BACKLOG_LIMIT:
@@ -227,6 +254,10 @@ class EventLoop(Checkpointing):
         if header.kind == frames.BARRIER:
             self.expected_seq[conn] = header.seq
             self.barrier_arrived(hosted, conn, header.records)
+            return
+        if header.kind == frames.MARKER:
+            self.expected_seq[conn] = header.seq
+            self.marker_arrived(conn, header.records)
             return
         self.expected_seq[conn] = header.seq + 1
         if header.kind == frames.EOS:

@@ -31,6 +31,8 @@ from datablox.runtime.handling import DeadLetterFile, Handler, error_text
 from datablox.runtime.hosted import Hosted
 from datablox.runtime.links import DroppingLink, LocalLink, RemoteLink
 from datablox.runtime.loop import EventLoop
+from datablox.runtime.moves import Resharding
+from datablox.runtime.shardlink import ShardLink
 from datablox.runtime.sources import pump, resume
 from datablox.runtime.wiring import bind_inputs, connect_outputs
 
@@ -89,6 +91,7 @@ class ProcessRuntime(EventLoop):
         #: incarnation of the run: every restore from a checkpoint starts a new one
         self.epoch = int(spec.get("epoch", 0))
         self.init_checkpointing()
+        self.resharding = Resharding(self)
         self.conns = {c["id"]: c for c in spec["connections"]}
         self.dispatcher = control.Dispatcher(
             {
@@ -98,6 +101,7 @@ class ProcessRuntime(EventLoop):
                 "query_done": self._on_query_done,
                 "checkpoint": self.on_checkpoint_op,
                 "checkpoint_done": self.on_checkpoint_done_op,
+                **self.resharding.ops(),
             },
             f"element process {self.pid_name}",
         )
@@ -164,6 +168,8 @@ class ProcessRuntime(EventLoop):
                 self.clock.leave(previous)
             if self.spec.get("restore"):
                 self.restore(hosted)
+            elif self.spec.get("joining"):
+                pass  # a new shard member: it starts empty; its first snapshot is the next one
             else:
                 # checkpoint 0: the state at start, what a restore before any
                 # other checkpoint completed goes back to
@@ -246,6 +252,9 @@ class ProcessRuntime(EventLoop):
         conn = self.conns.get(conn_id)
         return None if conn is None else self.hosted.get(conn["to"]["element"])
 
+    def marker_arrived(self, conn: int, move: int) -> None:
+        self.resharding.marker_arrived(conn, move)
+
     def dead_position(self, element: str) -> int:
         return self.dead.position(element)
 
@@ -260,6 +269,8 @@ class ProcessRuntime(EventLoop):
             return
         waiting.discard(conn_id)
         target.ended_inputs.add(conn_id)
+        if self.resharding.moves_out:
+            self.resharding.check_moves()  # an ended input sends no marker
         if not waiting:
             self.call_hook(target, "on_end", port)
         self.maybe_finish(target)
@@ -299,7 +310,7 @@ class ProcessRuntime(EventLoop):
             hosted.ctx.close()
             for out in hosted.ctx.ports.values():
                 for link in out.links:
-                    if isinstance(link, RemoteLink):
+                    if isinstance(link, RemoteLink | ShardLink):
                         link.close()
                     else:
                         link.flush()

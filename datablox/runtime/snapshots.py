@@ -40,6 +40,7 @@ from datablox.errors import ElementError
 from datablox.runtime.checkpoints import CheckpointStore, dumps, write_atomic
 from datablox.runtime.handling import error_text
 from datablox.runtime.links import LocalLink, RemoteLink
+from datablox.runtime.shardlink import ShardLink, physical
 
 if TYPE_CHECKING:
     from datablox.runtime.hosted import Hosted
@@ -194,7 +195,7 @@ class Checkpointing:
             link.flush()
         state = self.runtime_state(hosted)
         for link in links:
-            if isinstance(link, RemoteLink | LocalLink):
+            if isinstance(link, RemoteLink | LocalLink | ShardLink):
                 link.barrier(checkpoint)
         self.write_and_ack(hosted, checkpoint, state, started)
 
@@ -224,7 +225,7 @@ class Checkpointing:
             "links": {
                 link.conn_id: (getattr(link, "seq", 0), link.sent)
                 for out in ctx.ports.values()
-                for link in out.links
+                for link in physical(out.links)
             },
             "inputs": inputs,
             "ended": sorted(hosted.ended_inputs),
@@ -315,7 +316,7 @@ class Checkpointing:
         for name, n in snap["emitted"].items():
             if name in ctx.ports:
                 ctx.ports[name].emitted = n
-        links = {link.conn_id: link for out in ctx.ports.values() for link in out.links}
+        links = {link.conn_id: link for out in ctx.ports.values() for link in physical(out.links)}
         for conn, (seq, sent) in snap["links"].items():
             link = links.get(int(conn))
             if link is None:

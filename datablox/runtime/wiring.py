@@ -6,9 +6,12 @@ from typing import Any
 
 import zmq
 
+from datablox.registry import resolve
 from datablox.runtime.hosted import Hosted
 from datablox.runtime.links import BatchEncoder, LocalAsker, LocalLink, RemoteAsker, RemoteLink
 from datablox.runtime.loop import EventLoop
+from datablox.runtime.shardask import ShardAsker
+from datablox.runtime.shardlink import KeyedLink, PoolLink, ShardLink
 
 
 def bind_inputs(rt: EventLoop) -> dict[str, str]:
@@ -50,6 +53,7 @@ def bind_inputs(rt: EventLoop) -> dict[str, str]:
 def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
     """Connect out-ports and query out-ports now that every in-port is bound."""
     askers: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    shard_links: dict[int, ShardLink] = {}
     for conn in rt.spec["connections"]:
         src, dst = conn["from"], conn["to"]
         sender = rt.hosted.get(src["element"])
@@ -62,6 +66,19 @@ def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
         target = rt.hosted.get(dst["element"])
         link: RemoteLink | LocalLink
         owner = sender.handler.work
+        shard = conn.get("to_shard")
+        if shard is not None:
+            # a member of a shard (never fused): one link per member behind one shard link
+            group = shard_links.get(shard["logical"])
+            if group is None:
+                group = shard_links[shard["logical"]] = _shard_link(rt, sender, shard)
+                out.links.append(group)
+            member = rt.resharding.member_link(  # type: ignore[attr-defined]
+                sender, conn, endpoints[f"{dst['element']}.{dst['port']}"]
+            )
+            group.add_member(shard["member"], member)
+            rt.links.append(member)
+            continue
         if target is not None:
             encoder = BatchEncoder(rt.codec, _bad_record(sender, src["port"]))
             deliver, barrier = _local_delivery(rt, target, conn["id"], dst["port"])
@@ -101,6 +118,9 @@ def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
     for (ename, port), conns in askers.items():
         sender = rt.hosted[ename]
         describe = f"element '{ename}' query port '{port}'"
+        if any(c.get("to_shard") for c in conns):
+            sender.ctx.askers[port] = _shard_asker(rt, conns, endpoints, describe)
+            continue
         local = [c for c in conns if c["to"]["element"] in rt.hosted]
         if local and len(local) == len(conns):
             target = rt.hosted[local[0]["to"]["element"]]
@@ -116,6 +136,47 @@ def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
             if c["to"]["element"] not in rt.hosted:
                 sock.connect(endpoints[f"{c['to']['element']}.{c['to']['port']}"])
         sender.ctx.askers[port] = RemoteAsker(sock, describe, rt.wait_readable)
+
+
+def _shard_link(rt: EventLoop, sender: Hosted, shard: dict[str, Any]) -> ShardLink:
+    if not shard.get("key"):
+        return PoolLink(shard["logical"], shard["name"])
+    table = rt.spec["routing"][shard["name"]]
+    return KeyedLink(
+        shard["logical"],
+        shard["name"],
+        shard["key"],
+        table["owners"],
+        table["version"],
+        _bad_record(sender, shard["port"]),
+        lambda condition: rt.wait_for(condition),
+    )
+
+
+def _shard_asker(
+    rt: EventLoop, conns: list[dict[str, Any]], endpoints: dict[str, str], describe: str
+) -> ShardAsker:
+    shard = conns[0]["to_shard"]
+    cls = resolve(shard["class"])
+    key = shard.get("key")
+    port = conns[0]["to"]["port"]
+    mode = "any" if not key else ("scatter" if cls.query_routing == "scatter" else "key")
+    table = rt.spec.get("routing", {}).get(shard["name"])
+    asker = ShardAsker(
+        describe,
+        mode,
+        key,
+        lambda request: cls.request_key(port, request, key or []),
+        lambda answers: cls.gather(port, answers),
+        table["owners"] if table and key else None,
+        rt.wait_readable,
+        rt.wait_for,
+    )
+    asker.conn_id = shard["logical"]
+    for c in conns:
+        address = endpoints[f"{c['to']['element']}.{c['to']['port']}"]
+        asker.add_member(c["to_shard"]["member"], rt.resharding.member_dealer(address))  # type: ignore[attr-defined]
+    return asker
 
 
 def _bad_record(sender: Hosted, port: str) -> Any:

@@ -1,0 +1,237 @@
+"""Shards inside an element process: rewiring senders and moving partitions between members.
+
+The master drives every change through control messages; this module carries
+them out on both sides:
+
+- **senders** (routers) into a shard: ``shard_add`` connects a link (and a
+  query socket) to a new member, ``shard_remove`` ends one, ``shard_pause``
+  holds the records of moving partitions and sends each old owner a MARKER
+  after what it already had (then ``shard_paused`` goes back), and
+  ``shard_switch`` puts the next routing-table version in force and sends the
+  held records to their new owners;
+- **members**: ``move_out`` exports the state of the moving partitions once
+  the marker of that move has come in on every open input (so every record of
+  theirs sent before the pause has been processed) and writes it for the new
+  owner (``moved_out``); ``move_in`` imports it (``moved_in``);
+- **receivers** of a shard's output: ``add_inputs`` makes a new member's
+  connections inputs to wait for (their ends, their barriers).
+
+Moves never overlap a checkpoint (the master runs one or the other), so a
+crash during a move restores the whole run to the checkpoint before it, with
+the routing table and members of that checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from datablox.errors import ElementError
+from datablox.partition import partition_of
+from datablox.runtime.checkpoints import dumps, write_transfer
+from datablox.runtime.handling import error_text
+from datablox.runtime.links import RemoteLink
+from datablox.runtime.shardask import ShardAsker
+from datablox.runtime.shardlink import KeyedLink, ShardLink
+
+if TYPE_CHECKING:
+    from datablox.runtime.process import ProcessRuntime
+
+
+class Resharding:
+    """The process's side of shard changes."""
+
+    def __init__(self, rt: ProcessRuntime) -> None:
+        self.rt = rt
+        #: move id -> the move_out message, until its markers are all in
+        self.moves_out: dict[int, dict[str, Any]] = {}
+        #: move id -> input connections whose marker has arrived
+        self.markers: dict[int, set[int]] = {}
+
+    def ops(self) -> dict[str, Any]:
+        return {
+            "shard_add": self._on_shard_add,
+            "shard_remove": self._on_shard_remove,
+            "shard_pause": self._on_shard_pause,
+            "shard_switch": self._on_shard_switch,
+            "add_inputs": self._on_add_inputs,
+            "move_out": self._on_move_out,
+            "move_in": self._on_move_in,
+        }
+
+    # ---- senders ---------------------------------------------------------------
+    def shard_links(self, logical: set[int]) -> list[ShardLink]:
+        return [
+            link
+            for hosted in self.rt.hosted.values()
+            for out in hosted.ctx.ports.values()
+            for link in out.links
+            if isinstance(link, ShardLink) and link.conn_id in logical
+        ]
+
+    def shard_askers(self, logical: set[int]) -> list[ShardAsker]:
+        return [
+            asker
+            for hosted in self.rt.hosted.values()
+            for asker in hosted.ctx.askers.values()
+            if isinstance(asker, ShardAsker) and asker.conn_id in logical
+        ]
+
+    def _on_shard_add(self, msg: dict[str, Any]) -> None:
+        endpoints = msg["endpoints"]
+        for conn in msg["conns"]:
+            self.rt.conns[conn["id"]] = conn
+            sender = self.rt.hosted.get(conn["from"]["element"])
+            if sender is None:
+                continue
+            shard = conn["to_shard"]
+            address = endpoints[f"{conn['to']['element']}.{conn['to']['port']}"]
+            if conn["kind"] == "query":
+                for asker in self.shard_askers({shard["logical"]}):
+                    asker.add_member(shard["member"], self.member_dealer(address))
+                continue
+            for link in self.shard_links({shard["logical"]}):
+                member = self.member_link(sender, conn, address)
+                link.add_member(shard["member"], member)
+                self.rt.links.append(member)
+                if link.closed:
+                    member.close()  # the sender has ended: so has this connection
+
+    def _on_shard_remove(self, msg: dict[str, Any]) -> None:
+        logical, member = set(msg["logical"]), int(msg["member"])
+        for link in self.shard_links(logical):
+            gone = link.remove_member(member)
+            if gone is not None:
+                self.rt.links.remove(gone)
+        for asker in self.shard_askers(logical):
+            asker.remove_member(member)
+
+    def _on_shard_pause(self, msg: dict[str, Any]) -> None:
+        logical, move = set(msg["logical"]), int(msg["move"])
+        partitions = msg["partitions"]
+        for link in self.shard_links(logical):
+            if isinstance(link, KeyedLink):
+                link.pause(partitions, move)
+        for asker in self.shard_askers(logical):
+            asker.pause(partitions)
+        self.rt.send("shard_paused", move=move)
+
+    def _on_shard_switch(self, msg: dict[str, Any]) -> None:
+        logical = set(msg["logical"])
+        owners, version = msg["owners"], int(msg["version"])
+        for link in self.shard_links(logical):
+            if isinstance(link, KeyedLink):
+                link.switch(owners, version)
+        for asker in self.shard_askers(logical):
+            asker.switch(owners)
+
+    def member_link(self, sender: Any, conn: dict[str, Any], address: str) -> RemoteLink:
+        sock = self.rt.zctx.socket(zmq.PUSH)
+        sock.setsockopt(zmq.SNDHWM, self.rt.hwm)
+        sock.setsockopt(zmq.SNDBUF, self.rt.sockbuf)
+        sock.setsockopt(zmq.LINGER, 30000)
+        sock.connect(address)
+        port = conn["from"]["port"]
+        return RemoteLink(
+            sock,
+            sender.id,
+            conn["id"],
+            self.rt.codec,
+            self.rt.batch_size,
+            self.rt.while_blocked,
+            f"element '{sender.name}' port '{port}' (connection to "
+            f"{conn['to']['element']}.{conn['to']['port']})",
+            lambda record, error: sender.handler.reject(port, record, error),
+            self.rt.clock,
+            sender.handler.work,
+        )
+
+    def member_dealer(self, address: str) -> zmq.Socket:  # type: ignore[type-arg]
+        sock = self.rt.zctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.connect(address)
+        return sock
+
+    # ---- receivers of a shard's output -----------------------------------------
+    def _on_add_inputs(self, msg: dict[str, Any]) -> None:
+        for conn in msg["conns"]:
+            self.rt.conns[conn["id"]] = conn
+            target = self.rt.hosted.get(conn["to"]["element"])
+            if target is None or conn["id"] in target.ended_inputs:
+                continue
+            if conn["kind"] == "push":
+                target.open_inputs.setdefault(conn["to"]["port"], set()).add(conn["id"])
+            else:
+                target.open_queries.setdefault(conn["to"]["port"], set()).add(conn["id"])
+
+    # ---- members -----------------------------------------------------------------
+    def marker_arrived(self, conn: int, move: int) -> None:
+        self.markers.setdefault(move, set()).add(conn)
+        self.check_moves()
+
+    def _on_move_out(self, msg: dict[str, Any]) -> None:
+        self.moves_out[int(msg["move"])] = msg
+        self.check_moves()
+
+    def check_moves(self) -> None:
+        """Export the partitions of each move whose markers are all in."""
+        for move, msg in list(self.moves_out.items()):
+            hosted = self.rt.hosted[msg["element"]]
+            need = set().union(*hosted.open_inputs.values()) if hosted.open_inputs else set()
+            if not need <= self.markers.get(move, set()):
+                continue
+            del self.moves_out[move]
+            self.markers.pop(move, None)
+            started = time.monotonic()
+            hosted.ctx.flush()
+            files, size = {}, 0
+            for dst, partitions in msg["parts"].items():
+                previous = self.rt.clock.enter(hosted.handler.work)
+                try:
+                    state = hosted.element.export_partitions(frozenset(partitions), partition_of)
+                except Exception as exc:
+                    raise ElementError(
+                        f"element '{hosted.name}': export_partitions() failed: {error_text(exc)}"
+                    ) from None
+                finally:
+                    self.rt.clock.leave(previous)
+                data = dumps(state)
+                path = self.rt.store.transfer_path(move, hosted.name, dst)
+                write_transfer(path, data)
+                files[dst] = str(path.relative_to(self.rt.store.root))
+                size += len(data)
+            self.rt.send(
+                "moved_out",
+                move=move,
+                element=hosted.name,
+                files=files,
+                bytes=size,
+                seconds=time.monotonic() - started,
+            )
+
+    def _on_move_in(self, msg: dict[str, Any]) -> None:
+        hosted = self.rt.hosted[msg["element"]]
+        started = time.monotonic()
+        for rel in msg["files"]:
+            path = self.rt.store.root / rel
+            state = self.rt.store.read_snapshot(rel)
+            previous = self.rt.clock.enter(hosted.handler.work)
+            try:
+                hosted.element.import_partitions(state)
+            except Exception as exc:
+                raise ElementError(
+                    f"element '{hosted.name}': import_partitions() failed: {error_text(exc)}"
+                ) from None
+            finally:
+                self.rt.clock.leave(previous)
+            path.unlink(missing_ok=True)
+        self.rt.send(
+            "moved_in",
+            move=int(msg["move"]),
+            element=hosted.name,
+            seconds=time.monotonic() - started,
+        )
