@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,12 @@ class CareTaker:
         #: the specs of the run's processes as launched (relaunched on a restore)
         self.specs: list[dict[str, Any]] = []
         self.stop_event = threading.Event()
+        self.node_reported = time.monotonic()
         self.run_dir: Path | None = None
         self.from_master = control.Dispatcher(
             {
                 "launch": self._launch,
+                "spawn": self._spawn,
                 "restore": self._restore,
                 "send": self._send,
                 "kill": self._kill,
@@ -74,6 +77,9 @@ class CareTaker:
                 "snapshotted": relay,
                 "not_replayable": relay,
                 "problem": relay,
+                "shard_paused": relay,
+                "moved_out": relay,
+                "moved_in": relay,
             },
             f"care-taker '{node}'",
         )
@@ -95,16 +101,27 @@ class CareTaker:
         for spec in self.specs:
             self.supervisor.launch(self.complete(spec))
 
+    def _spawn(self, msg: dict[str, Any]) -> None:
+        """Start more processes for the running run (new shard members)."""
+        if self.supervisor is None:
+            return
+        for spec in msg["processes"]:
+            self.specs.append(spec)
+            self.supervisor.launch(self.complete(spec))
+
     def _restore(self, msg: dict[str, Any]) -> None:
-        """Start every process of the run again from a checkpoint (a new epoch).
+        """Start the run's processes again from a checkpoint (a new epoch).
 
         The processes still running are killed first, without being reported:
         the master asked for it. Each new process restores its elements from
-        the snapshots the message names and continues from there.
+        the snapshots the message names and continues from there. The message
+        lists the processes (and their specs) as of that checkpoint: shard
+        members may have come or gone since.
         """
         if self.supervisor is None:
             return
         self.supervisor.kill_all()
+        self.specs = list(msg.get("processes", self.specs))
         for spec in self.specs:
             self.supervisor.launch(
                 self.complete({**spec, "epoch": msg["epoch"], "restore": msg["restore"]})
@@ -170,6 +187,14 @@ class CareTaker:
                 epoch=child.spec.get("epoch", 0),
             )
 
+    def report_node(self) -> None:
+        """The node's CPU use, once a second (the shards' scaling budget)."""
+        now = time.monotonic()
+        if now - self.node_reported < 1.0:
+            return
+        self.node_reported = now
+        self.to_master("node_load", **self.sampler.node())
+
     def serve(self) -> None:
         """Run until the master says ``shutdown`` or ``stop_event`` is set."""
         self.to_master("hello", slots=self.slots, host=self.host, pid=os.getpid())
@@ -185,6 +210,7 @@ class CareTaker:
                         ident, data = self.elements.recv_multipart()
                         self.on_element(ident.decode(), control.decode(data))
                 self.check_children()
+                self.report_node()
         finally:
             if self.supervisor is not None:
                 self.supervisor.kill_all()

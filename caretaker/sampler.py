@@ -30,5 +30,10 @@ class LoadSampler:
         self.peak_rss[pid] = peak
         return {"cpu": cpu, "rss": rss, "peak_rss": peak}
 
+    def node(self) -> dict[str, Any]:
+        """Cores and the cores in use since the last call (all processes of the node)."""
+        cores = psutil.cpu_count() or 1
+        return {"cores": cores, "cpu_used": psutil.cpu_percent(None) / 100.0 * cores}
+
     def forget(self, pid: int) -> None:
         self._procs.pop(pid, None)

@@ -9,6 +9,7 @@ from typing import Any
 from datablox.dsl import ir
 from datablox.dsl.classes import Loaded, load_classes
 from datablox.dsl.diagnostics import Diagnostic, Location, error, unique, warning
+from datablox.dsl.shardcheck import class_problems
 from datablox.dsl.paramcheck import (
     hook_location,
     param_location,
@@ -73,7 +74,7 @@ class _Checker:
             self.classes.append(cls)
             if cls is not None:
                 self.params(i, el, cls)
-            self.shard(i, el)
+            self.shard(i, el, cls)
 
     def load_class(self, i: int, el: ir.Element) -> type[Element] | None:
         found = self.loaded.get(el.cls)
@@ -101,8 +102,11 @@ class _Checker:
         if self.path_base is not None:
             resolve_paths(el, cls, self.path_base)
 
-    def shard(self, i: int, el: ir.Element) -> None:
-        self.diags.extend(shard_problems(i, el, self.spans))
+    def shard(self, i: int, el: ir.Element, cls: type[Element] | None) -> None:
+        found = shard_problems(i, el, self.spans)
+        self.diags.extend(found)
+        if cls is not None and not found:
+            self.diags.extend(class_problems(i, el, cls, self.spans))
 
     # ---- ports --------------------------------------------------------------
     def port_of(

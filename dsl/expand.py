@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from datablox.dsl.shardcheck import key_paths
 from datablox.dsl import ast, ir
 from datablox.dsl.diagnostics import Diagnostic, Span, error
 from datablox.dsl.loader import Program
@@ -248,12 +249,13 @@ class _Expander:
             return None
         self.spans[("shard", idx)] = stmt.shard_span
         shard: dict[str, Any] = {"min": 1, "max": None}
+        key_span = stmt.shard_span
         for name, (arg, value) in self.args(stmt.shard, env, owner).items():
-            if name not in shard:
+            if name not in ("min", "max", "key"):
                 self.err(
-                    f"shard(...) takes min and max, not '{name}'",
+                    f"shard(...) takes min, max and key, not '{name}'",
                     arg.name.span,
-                    "write shard(min=1, max=8)",
+                    'write shard(min=1, max=8), or shard(min=1, max=8, key="field")',
                 )
                 continue
             if value is None:
@@ -261,6 +263,8 @@ class _Expander:
             else:
                 shard[name] = to_python(value)
                 self.spans[(f"shard.{name}", idx)] = value.span
+                if name == "key":
+                    key_span = value.span
         if "max" not in {a.name.text for a in stmt.shard}:
             element.unchecked.add("shard.max")
             self.err(
@@ -268,6 +272,19 @@ class _Expander:
                 stmt.shard_span,
                 "write shard(min=1, max=8); min defaults to 1",
             )
+        if "key" in shard:
+            paths = key_paths(shard["key"])
+            if paths is None:
+                element.unchecked.add("shard.key")
+                self.err(
+                    f"shard key must be a field name or a list of field names, got "
+                    f"{shard['key']!r}",
+                    key_span,
+                    'write key="objectId", key="candidate.ra" or key=["src", "dst"]',
+                )
+                del shard["key"]
+            else:
+                shard["key"] = paths
         return shard
 
     def instantiate(

@@ -19,6 +19,7 @@ from datablox import registry
 from datablox.dsl.hooks import hook_problems
 from datablox.element import Element
 from datablox.errors import ElementClassError
+from datablox.dsl.shardcheck import shard_traits
 from datablox.ports import REQUIRED, Param, Port
 
 
@@ -63,6 +64,7 @@ def describe(cls: type[Element]) -> dict[str, Any]:
         "cheap": bool(getattr(cls, "cheap", False)),
         "ports": [_port(p) for p in cls.ports],
         "params": [_param(p) for p in cls.params],
+        "shard": shard_traits(cls),
     }
 
 

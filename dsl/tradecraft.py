@@ -7,6 +7,7 @@ from typing import Any
 from datablox.dsl import ir
 from datablox.dsl.diagnostics import Diagnostic, JsonPath, error
 from datablox.dsl.limits import value_problem
+from datablox.dsl.shardcheck import key_paths
 
 VERSION = 1
 _TOP_KEYS = {"tradecraft", "name", "search_path", "elements", "connections", "feeds", "fuse"}
@@ -33,7 +34,11 @@ def to_dict(topo: ir.Topology) -> dict[str, Any]:
                 "node": el.node,
                 "shard": None
                 if el.shard is None
-                else {"min": el.shard["min"], "max": el.shard["max"]},
+                else {
+                    "min": el.shard["min"],
+                    "max": el.shard["max"],
+                    **({"key": el.shard["key"]} if el.shard.get("key") else {}),
+                },
             }
             for i, el in enumerate(topo.elements)
         ],
@@ -111,9 +116,21 @@ class _Reader:
         shard = raw.get("shard")
         if shard is not None:
             if self.want(shard, (dict,), "an object or null", f"{path}.shard"):
-                self.keys(shard, {"min", "max"}, {"min", "max"}, f"{path}.shard")
+                self.keys(shard, {"min", "max", "key"}, {"min", "max"}, f"{path}.shard")
                 self.spans[("shard", i)] = self.loc(f"{path}.shard")
-                for key in ("min", "max"):
+                if "key" in shard:
+                    paths = key_paths(shard["key"])
+                    if paths is None:
+                        self.diags.append(
+                            error(
+                                "shard key must be a field name or a list of field names",
+                                self.loc(f"{path}.shard.key"),
+                            )
+                        )
+                        shard = {k: v for k, v in shard.items() if k != "key"}
+                    else:
+                        shard = {**shard, "key": paths}
+                for key in ("min", "max", "key"):
                     self.spans[(f"shard.{key}", i)] = self.loc(f"{path}.shard.{key}")
             else:
                 shard = None

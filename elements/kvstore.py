@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from datablox.element import Element, Record
+from datablox.elements.keyed import split_partitions
 from datablox.elements._support import Rejects, iter_json_lines, resolve_files
 from datablox.errors import QueryTimeout
 from datablox.ports import Param, push_in, push_out, query_in, query_out
@@ -83,6 +85,21 @@ class KeyValueStore(Element):
 
     def restore(self, state: Any) -> None:
         self.data = state
+
+    # a keyed shard of stores: shard(min=1, max=4, key="<the key field>")
+    state_key_param = "key"
+
+    def export_partitions(
+        self, partitions: frozenset[int], partition_of: Callable[[Any], int]
+    ) -> Any:
+        return split_partitions(self.data, partitions, partition_of)
+
+    def import_partitions(self, state: Any) -> None:
+        self.data.update(state)
+
+    @classmethod
+    def request_key(cls, port: str, request: Any, key: Any) -> Any:
+        return request.get("key") if isinstance(request, dict) else request
 
     def on_query(self, port: str, request: Any) -> Any:
         if isinstance(request, dict):

@@ -5,27 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from datablox.element import Element, Record
+from datablox.element import MISSING, Element, Record
+from datablox.element import field_value as _field
 from datablox.elements._support import Rejects
 from datablox.errors import ParameterError
 from datablox.partition import owner_of, partition_of
 from datablox.ports import Param, push_in, push_out
 
 __all__ = ["Director", "Manager"]
-
-_MISSING: Any = object()
-
-
-def _field(record: Record, key: str) -> Any:
-    """``record[key]``; a dotted key reaches into nested maps when no field has that name."""
-    value = record.get(key, _MISSING)
-    if value is _MISSING and "." in key:
-        value = record
-        for part in key.split("."):
-            if not isinstance(value, dict) or part not in value:
-                return _MISSING
-            value = value[part]
-    return value
 
 
 class Director(Element):
@@ -64,7 +51,7 @@ class Director(Element):
         key, emit_to = self.key, self.emit_to
         for record in records:
             value = _field(record, key)
-            if value is _MISSING:
+            if value is MISSING:
                 self.reject(record, f"record has no key field '{key}'", port=port)
                 continue
             emit_to(owner_of(partition_of(value), owners), record)
@@ -111,7 +98,7 @@ class Manager(Element):
         key, window, emit_to = self.key, self.window, self.emit_to
         for record in records:
             value = _field(record, key)
-            if value is _MISSING:
+            if value is MISSING:
                 self.reject(record, f"record has no time field '{key}'", port=port)
             elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.reject(

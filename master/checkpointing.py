@@ -25,6 +25,7 @@ class CheckpointStats:
 class Coordinator:
     """Checkpoints of one run: at most one in progress, one every ``interval`` seconds."""
 
+    #: the elements that take part now (shard members come and go)
     elements: frozenset[str]
     #: seconds between checkpoints; 0 = only the one taken at start
     interval: float
@@ -41,6 +42,11 @@ class Coordinator:
     last_done_at: float = 0.0
     next_id: int = 1
     stats: CheckpointStats = field(default_factory=CheckpointStats)
+    #: the elements the newest completed checkpoint holds (what a restore starts)
+    restorable_elements: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        self.restorable_elements = self.restorable_elements or self.elements
 
     def start(self, now: float) -> None:
         """The data starts flowing now (checkpoint 0 was taken at start)."""
@@ -63,7 +69,8 @@ class Coordinator:
         """An element has written its snapshot; True when that completes the checkpoint."""
         if checkpoint == 0:
             # taken at start, before the data flows: complete per element
-            self.files.setdefault(element, file)
+            if element in self.restorable_elements:
+                self.files.setdefault(element, file)
             return False
         if checkpoint != self.pending:
             return False
@@ -82,7 +89,9 @@ class Coordinator:
         if not self.elements <= self.acks.keys() | self.finals.keys():
             return False
         self.completed = checkpoint
-        self.files = {**self.finals, **self.acks}
+        everything = {**self.finals, **self.acks}
+        self.files = {e: f for e, f in everything.items() if e in self.elements}
+        self.restorable_elements = self.elements
         self.pending = None
         self.last_done_at = now
         self.stats.completed += 1
@@ -92,7 +101,7 @@ class Coordinator:
 
     def restorable(self) -> bool:
         """True when every element has a snapshot to be restored from."""
-        return self.elements <= self.files.keys()
+        return self.restorable_elements <= self.files.keys()
 
     def restore(self, now: float) -> tuple[int, dict[str, str]]:
         """Abandon the checkpoint in progress; the one to restore from and its files."""

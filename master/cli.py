@@ -197,6 +197,28 @@ def run(
             "only the state at start, so a crash replays everything."
         ),
     ] = 1.0,
+    autoscale: Annotated[
+        bool,
+        typer.Option(
+            help="Let the scaling policy add shard members on congestion and remove them when "
+            "idle (within each shard's min and max)."
+        ),
+    ] = True,
+    reshard: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Force a shard change once the shard has received RECORDS records: "
+            "SHARD:members=N@RECORDS, SHARD:move=N@RECORDS (N partitions from the member "
+            "with most to the one with fewest) or SHARD:rebalance@RECORDS. Repeatable."
+        ),
+    ] = None,
+    max_processes: Annotated[
+        int | None,
+        typer.Option(
+            help="The most element processes a node runs, shard members included (bounds "
+            "memory; default: 4 per core, at least 16)."
+        ),
+    ] = None,
     run_dir: Annotated[
         Path | None,
         typer.Option(help="Folder for logs and dead letters (default: .datablox/runs/NAME-TIME)."),
@@ -256,6 +278,9 @@ def run(
         startup_timeout=startup_timeout,
         max_restarts=max_restarts,
         snapshot_every=snapshot_every,
+        autoscale=autoscale,
+        reshard=list(reshard or []),
+        max_processes=max_processes,
         run_dir=run_dir,
     )
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -104,8 +104,11 @@ class LiveDisplay:
                     self.tasks[view.name] = task
                 self.progress.update(task, completed=prog[0])
         body = element_table(state, f"{state.tradecraft.get('name', '')} — {elapsed:.1f} s")
+        parts: list[Any] = [body, *state.notes]
+        if self.tasks:
+            parts.append(self.progress)
         if self.live is not None:
-            self.live.update(Group(body, self.progress) if self.tasks else body)
+            self.live.update(Group(*parts))
 
     def log(self, text: str) -> None:
         self.console.print(f"[yellow]{text}[/yellow]", highlight=False)
@@ -138,6 +141,8 @@ class PlainDisplay:
             extra = f"/{prog[1]:,}" if prog and prog[1] else ""
             parts.append(f"{view.name} {max(view.records_in, view.records_out):,}{extra}")
         print(f"[{elapsed:6.1f}s] " + "; ".join(parts), file=self.stream, flush=True)
+        for note in state.notes:
+            print(f"         {note}", file=self.stream, flush=True)
 
     def log(self, text: str) -> None:
         print(text, file=self.stream, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from datablox.master.checkpointing import Coordinator
 from datablox.master.planner import FusionMode, NodeInfo, Plan, plan
 from datablox.master.state import Command, RunState
 from datablox.registry import add_search_path, resolve
+from datablox.master.shardrun import Action, ShardController
 from datablox.runtime.checkpoints import CheckpointStore
+from datablox.shards.layout import Layout
 
 #: Seconds to wait for a process's last report after the care-taker saw it exit.
 FINAL_REPORT_WAIT = 5.0
@@ -46,6 +49,12 @@ class RunOptions:
     startup_timeout: float = 60.0
     #: seconds between checkpoints (0: only the state at start is kept)
     snapshot_every: float = 1.0
+    #: let the scaling policy grow and shrink shards
+    autoscale: bool = True
+    #: changes of shards forced at a point of the stream (``SHARD:members=N@RECORDS``, ...)
+    reshard: list[str] = field(default_factory=list)
+    #: the most element processes a node runs (shard members included; None: 4 per core, 16 at least)
+    max_processes: int | None = None
 
     def __post_init__(self) -> None:
         if self.run_dir is not None and not isinstance(self.run_dir, Path):
@@ -56,6 +65,8 @@ class RunOptions:
         whole = {"batch_size": 1, "hwm": 1, "max_restarts": 0}
         if self.slots is not None:
             whole["slots"] = 1
+        if self.max_processes is not None:
+            whole["max_processes"] = 1
         for name, least in whole.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
@@ -94,6 +105,8 @@ class RunResult:
     problems: list[str] = field(default_factory=list)
     #: checkpoints completed, restores, snapshot figures
     checkpoints: dict[str, Any] = field(default_factory=dict)
+    #: per shard: members, partitions per member, decisions, timeline, moves
+    shards: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary (``--summary-json``)."""
@@ -106,6 +119,7 @@ class RunResult:
             "problems": self.problems,
             "lost": st.lost(),
             "checkpoints": self.checkpoints,
+            "shards": self.shards,
             "connections": st.connection_figures(),
             "elements": {
                 name: {
@@ -174,6 +188,15 @@ class Master:
         self.router.close(linger=0)
 
 
+def min_members(tradecraft: dict[str, Any]) -> dict[str, int]:
+    """The fewest members each sharded element's class works with."""
+    return {
+        e["name"]: int(getattr(resolve(e["class"]), "min_members", 1))
+        for e in tradecraft["elements"]
+        if e.get("shard")
+    }
+
+
 def cheap_classes(tradecraft: dict[str, Any]) -> dict[str, bool]:
     """Which elements are declared cheap by their class (for automatic fusion)."""
     for folder in tradecraft.get("search_path", []):
@@ -202,11 +225,16 @@ class Run:
         nodes = list(master.nodes.values())
         if options.slots:
             nodes = [NodeInfo(n.name, options.slots) for n in nodes]
+        if options.max_processes is None:
+            options.max_processes = max(16, 4 * (os.cpu_count() or 1))
+        # shards run as members: the runtime's topology has x#1, x#2, ... in place of x
+        self.layout = Layout(tradecraft, min_members(tradecraft))
+        physical = self.layout.tradecraft()
         # one embedded care-taker runs everything until many nodes are supported
         self.plan: Plan = plan(
-            tradecraft, nodes, options.fusion, cheap_classes(tradecraft), embedded=True
+            physical, nodes, options.fusion, cheap_classes(physical), embedded=True
         )
-        self.state = RunState(tradecraft, self.plan)
+        self.state = RunState(physical, self.plan)
         run_id = (
             f"{tradecraft.get('name', 'run')}-{time.strftime('%Y%m%d-%H%M%S')}-"
             f"{uuid.uuid4().hex[:4]}"
@@ -227,6 +255,9 @@ class Run:
         #: messages from processes of an earlier one are ignored
         self.epoch = 0
         self.checkpoints = Coordinator(frozenset(self.state.elements), options.snapshot_every)
+        self.shards = ShardController(
+            self, self.layout, [Action.parse(a) for a in options.reshard], options.autoscale
+        )
         self.store = CheckpointStore(self.run_dir)
         self.crashed_at: float | None = None
         #: seconds from a crash being noticed to the data flowing again, per restore
@@ -251,6 +282,10 @@ class Run:
                 "snapshotted": self._on_snapshotted,
                 "not_replayable": self._on_not_replayable,
                 "problem": self._on_problem,
+                "shard_paused": self._on_shard,
+                "moved_out": self._on_shard,
+                "moved_in": self._on_shard,
+                "node_load": self._on_shard,
             },
             "the master",
         )
@@ -258,13 +293,6 @@ class Run:
     def notices(self) -> list[str]:
         """What the user should know before the data flows."""
         found = list(self.plan.notices)
-        for e in self.state.tradecraft["elements"]:
-            if e.get("shard"):
-                found.append(
-                    f"element '{e['name']}' is declared shard(min={e['shard']['min']}, "
-                    f"max={e['shard']['max']}); this release runs a shard as one member "
-                    "(never fused), without scaling it out"
-                )
         for feed in self.state.tradecraft.get("feeds", []):
             found.append(
                 f"feed '{feed['name']}' ({feed['element']}.{feed['port']}): a one-shot run has "
@@ -276,19 +304,25 @@ class Run:
         node = self.state.processes[process].node
         self.master.send_node(node, {"op": "send", "process": process, "msg": msg})
 
-    def launch(self) -> None:
+    def process_spec(self, process: str) -> dict[str, Any]:
+        """What one element process is started with."""
         o = self.options
+        spec = self.state.spec_for(process)
+        spec.update(
+            batch_size=o.batch_size,
+            flush_ms=o.flush_ms,
+            hwm=o.hwm,
+            codec=o.codec,
+            startup_timeout=o.startup_timeout,
+            epoch=self.epoch,
+            routing=self.layout.routing(),
+        )
+        return spec
+
+    def launch(self) -> None:
         by_node: dict[str, list[dict[str, Any]]] = {}
         for proc in self.plan.processes:
-            spec = self.state.spec_for(proc.name)
-            spec.update(
-                batch_size=o.batch_size,
-                flush_ms=o.flush_ms,
-                hwm=o.hwm,
-                codec=o.codec,
-                startup_timeout=o.startup_timeout,
-            )
-            by_node.setdefault(proc.node, []).append(spec)
+            by_node.setdefault(proc.node, []).append(self.process_spec(proc.name))
         for node, specs in by_node.items():
             self.master.send_node(
                 node,
@@ -341,6 +375,11 @@ class Run:
         for target, command in commands:
             if not self.state.processes[target].exited:
                 self.to_process(target, command)
+        if self.shards.busy():
+            self.shards.step()
+
+    def _on_shard(self, msg: dict[str, Any], process: str) -> None:
+        self.shards.on_message(msg, process)
 
     def _on_hello(self, msg: dict[str, Any], process: str) -> None:
         """A care-taker (re)connected; the master has recorded it."""
@@ -348,9 +387,12 @@ class Run:
     def _on_ready(self, msg: dict[str, Any], process: str) -> None:
         st = self.state
         st.on_ready(process, msg.get("endpoints", {}), msg.get("pid"))
+        if self.phase == "running" and self.shards.on_ready(process):
+            return
         if self.phase in ("starting", "recovering") and st.all_ready():
-            for name in st.processes:
-                self.to_process(name, st.wire_message(name))
+            for name, proc in st.processes.items():
+                if not proc.exited:
+                    self.to_process(name, st.wire_message(name))
 
     def _on_started(self, msg: dict[str, Any], process: str) -> None:
         st = self.state
@@ -417,6 +459,7 @@ class Run:
     def completed(self, checkpoint: int) -> None:
         """Checkpoint ``checkpoint`` has every snapshot: record it, tell every process."""
         files = self.checkpoints.files
+        self.shards.on_completed(checkpoint)
         self.store.complete(checkpoint, files)
         self.store.prune(files)
         for name, proc in self.state.processes.items():
@@ -444,7 +487,9 @@ class Run:
         self.crashed_at = now
         self.epoch += 1
         checkpoint, files = self.checkpoints.restore(now)
-        st.on_restore()
+        self.shards.on_restore(checkpoint)
+        live = {st.process_of[e] for e in self.shards.live_elements()}
+        st.on_restore(live)
         self.phase = "recovering"
         self.display.log(
             f"process {process} ({', '.join(st.processes[process].elements)}) died with exit "
@@ -452,8 +497,14 @@ class Run:
             f"(restart {st.processes[process].restarts}/{self.options.max_restarts})"
         )
         restore = {"checkpoint": checkpoint, "files": files}
-        for node in {p.node for p in self.plan.processes}:
-            self.master.send_node(node, {"op": "restore", "epoch": self.epoch, "restore": restore})
+        by_node: dict[str, list[dict[str, Any]]] = {p.node: [] for p in st.processes.values()}
+        for name in sorted(live):
+            by_node[st.processes[name].node].append(self.process_spec(name))
+        for node, specs in by_node.items():
+            self.master.send_node(
+                node,
+                {"op": "restore", "epoch": self.epoch, "restore": restore, "processes": specs},
+            )
 
     def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
         st = self.state
@@ -525,7 +576,11 @@ class Run:
                     msg = self.master.recv(0)
                 now = time.monotonic()
                 if self.phase == "running":
-                    self.ask_checkpoint(now)
+                    if not self.shards.busy():
+                        self.ask_checkpoint(now)
+                    self.shards.tick(now)
+                    st_lines = self.shards.lines()
+                    self.state.notes = st_lines
                 if now - last_draw >= 0.5:
                     last_draw = now
                     self.display.update(self.state, now - started)
@@ -539,6 +594,7 @@ class Run:
             code = 130
         result = RunResult(code, bool(seen_interrupts), self.state, self.run_dir, elapsed, problems)
         result.checkpoints = self.checkpoint_figures()
+        result.shards = self.shards.summary()
         return result
 
     def ask_checkpoint(self, now: float) -> None:

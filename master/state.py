@@ -87,7 +87,12 @@ class RunState:
             )
             for e in tradecraft["elements"]
         }
+        #: element name -> its entry in the (physical) topology
+        self.entries = {e["name"]: e for e in tradecraft["elements"]}
+        #: the connections of the run as it is now (shard members come and go)
         self.connections = list(tradecraft["connections"])
+        #: every connection the run has had, for the counts
+        self.all_connections = list(self.connections)
         # logical counters: restored with the snapshots after a crash
         self.sent: dict[int, int] = {}
         self.recv: dict[int, int] = {}
@@ -101,16 +106,17 @@ class RunState:
         self.dropped: dict[int, int] = {}
         self.problems: list[str] = []
         self.stopping = False
+        #: lines shown under the live table (one per shard)
+        self.notes: list[str] = []
 
     # ---- start-up ----------------------------------------------------------
     def spec_for(self, process: str) -> dict[str, Any]:
         """The part of the topology one process needs."""
         proc = self.processes[process]
         hosted = set(proc.elements)
-        by_name = {e["name"]: e for e in self.tradecraft["elements"]}
         return {
             "process": process,
-            "elements": [by_name[n] for n in proc.elements],
+            "elements": [self.entries[n] for n in proc.elements],
             "connections": [
                 c
                 for c in self.connections
@@ -118,6 +124,19 @@ class RunState:
             ],
             "search_path": list(self.tradecraft.get("search_path", [])),
         }
+
+    def add_process(self, process: str, node: str, entry: dict[str, Any]) -> None:
+        """A new shard member, in a process of its own."""
+        self.processes[process] = ProcessView(process, node, [entry["name"]])
+        self.process_of[entry["name"]] = process
+        self.entries[entry["name"]] = entry
+        self.elements[entry["name"]] = ElementView(entry["name"], entry["class"], process, node)
+
+    def set_connections(self, connections: list[dict[str, Any]]) -> None:
+        """The connections of the run now (after members were added or removed)."""
+        known = {c["id"] for c in self.all_connections}
+        self.all_connections.extend(c for c in connections if c["id"] not in known)
+        self.connections = list(connections)
 
     def on_ready(self, process: str, endpoints: Mapping[str, str], pid: int | None) -> None:
         proc = self.processes[process]
@@ -127,7 +146,7 @@ class RunState:
         proc.pid = pid
 
     def all_ready(self) -> bool:
-        return all(p.ready for p in self.processes.values())
+        return all(p.ready or p.exited for p in self.processes.values())
 
     def all_started(self) -> bool:
         return all(p.started or p.exited for p in self.processes.values())
@@ -244,14 +263,18 @@ class RunState:
                 commands.append((target, {"op": op, "conns": [c["id"]]}))
         return commands
 
-    def on_restore(self) -> None:
-        """Every process starts again from a checkpoint: nothing has started or ended yet."""
+    def on_restore(self, live: set[str] | None = None) -> None:
+        """Every process (of ``live``, the processes the checkpoint holds) starts again from a
+        checkpoint: nothing has started or ended yet. The others (shard members added
+        after it) are retired."""
         for proc in self.processes.values():
             proc.ready = proc.started = proc.reported = False
             proc.exited = None
             proc.exit_code = None
+            if live is not None and proc.name not in live:
+                proc.exited, proc.reported = "retired", True
         for view in self.elements.values():
-            view.finished = False
+            view.finished = bool(self.processes[view.process].exited)
             view.rate = 0.0
             view.last_at = None
         self.sent_before_restore = dict(self.sent)
@@ -269,14 +292,14 @@ class RunState:
         """Records sent to ``name`` again after restores, plus duplicates it dropped."""
         return sum(
             self.replayed.get(c["id"], 0) + self.duplicates.get(c["id"], 0)
-            for c in self.connections
+            for c in self.all_connections
             if c["kind"] == "push" and c["to"]["element"] == name
         )
 
     def connection_figures(self) -> dict[str, dict[str, int]]:
         """Per push connection: records sent, received, replayed after restores, duplicates."""
         out = {}
-        for c in self.connections:
+        for c in self.all_connections:
             if c["kind"] != "push":
                 continue
             cid = c["id"]
@@ -296,7 +319,7 @@ class RunState:
         """Records sent towards ``name`` but not yet received by it."""
         total = 0
         mine = self.process_of[name]
-        for c in self.connections:
+        for c in self.all_connections:
             # fused connections are direct calls: nothing waits on them
             if (
                 c["kind"] == "push"
@@ -309,7 +332,7 @@ class RunState:
     def lost(self) -> list[str]:
         """Connections where fewer records arrived than were sent (after the run)."""
         out = []
-        for c in self.connections:
+        for c in self.all_connections:
             if c["kind"] != "push":
                 continue
             if self.process_of[c["from"]["element"]] == self.process_of[c["to"]["element"]]:

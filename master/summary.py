@@ -53,6 +53,18 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
                     f"{figures['duplicates_dropped']:,} duplicate(s) dropped",
                     highlight=False,
                 )
+    for name, shard in result.shards.items() if table else []:
+        members = shard["members"]
+        parts = shard["partitions"]
+        held = f" ({', '.join(f'{m} {n}p' for m, n in parts.items())})" if parts else ""
+        changes = [d for d in shard["decisions"] if d["planned"] != d["observed"]]
+        console.print(
+            f"shard {name} ({shard['kind']}): {len(members)} member(s) at the end{held}; "
+            f"{len(changes)} scaling decision(s), {len(shard['moves'])} partition move(s)",
+            highlight=False,
+        )
+        for d in changes:
+            console.print(f"  at {d['at']:.1f} s: {d['reason']}", highlight=False)
     for line in st.lost():
         console.print(f"[red]lost:[/red] {line}", highlight=False, soft_wrap=True)
     for problem in result.problems:

@@ -1,0 +1,502 @@
+"""The master's side of shards: scaling rounds, and members added, moved and removed live.
+
+Every change is one operation at a time, run as a generator that yields the
+condition it waits for (a member started, every router paused, a partition's
+state exported and imported); control messages and the run's ticks resume it.
+Checkpoints and operations never overlap: a checkpoint is only asked when no
+operation runs, and an operation only starts when no checkpoint is pending.
+
+A keyed move of a batch of partitions (``_move``):
+
+1. every sender into the shard (router) pauses the batch: holds its records
+   and sends each old owner a MARKER after what it already sent it;
+2. once every router has said so, each old owner exports the batch's state
+   when the markers are in (all records sent before the pause processed);
+3. each new owner imports it;
+4. the routers switch to the next table version and send what they held.
+
+Scale-out adds members (processes of their own, wired to the shard's
+receivers, then to its routers) and moves partitions to them in batches;
+scale-in moves the partitions of the leaving members away, then ends their
+input connections, so they finish like any element whose inputs ended.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from datablox.errors import RunError
+from datablox.shards.layout import Layout, member_name
+from datablox.shards.policy import (
+    Budget,
+    Decision,
+    Limits,
+    MemberLoad,
+    Observation,
+    PolicyState,
+    decide,
+)
+from datablox.shards.routing import RoutingTable, batches, plan_add, plan_remove
+
+if TYPE_CHECKING:
+    from datablox.master.service import Run
+
+Waiting = Generator[Callable[[], bool], None, None]
+
+#: partitions moved per step (Megaphone: small batches keep each pause short)
+MOVE_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Action:
+    """A change forced by the user: ``SHARD:members=N@RECORDS``, ``SHARD:move=N@RECORDS``
+    (move N partitions from the member with most to the one with fewest) or
+    ``SHARD:rebalance@RECORDS``; done once the shard has received RECORDS records."""
+
+    shard: str
+    what: str
+    count: int
+    after: int
+
+    @classmethod
+    def parse(cls, text: str) -> Action:
+        hint = "write SHARD:members=N@RECORDS, SHARD:move=N@RECORDS or SHARD:rebalance@RECORDS"
+        try:
+            head, _, after = text.partition("@")
+            shard, _, rest = head.partition(":")
+            what, _, count = rest.partition("=")
+            if what not in ("members", "move", "rebalance") or not shard:
+                raise ValueError
+            return cls(shard, what, int(count or 0), int(after or 0))
+        except ValueError:
+            raise RunError(f"--reshard: cannot read {text!r}", hint) from None
+
+
+@dataclass
+class ShardRecord:
+    """What the summary and the live table show of one shard."""
+
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    #: (seconds since the data started, members, records/s into the shard)
+    timeline: list[tuple[float, int, float]] = field(default_factory=list)
+    moves: list[dict[str, Any]] = field(default_factory=list)
+    last_in: int = 0
+    last_at: float | None = None
+
+
+class ShardController:
+    """Scaling rounds and live changes of a run's shards."""
+
+    def __init__(self, run: Run, layout: Layout, actions: list[Action], autoscale: bool) -> None:
+        self.run = run
+        self.layout = layout
+        self.actions = list(actions)
+        self.autoscale = autoscale
+        for action in actions:
+            if action.shard not in layout.shards:
+                raise RunError(
+                    f"--reshard names '{action.shard}', which is not a shard of this topology",
+                    f"shards: {', '.join(layout.shards) or 'none'}",
+                )
+        self.policies = {n: PolicyState(planned=len(s.members)) for n, s in layout.shards.items()}
+        self.records = {n: ShardRecord() for n in layout.shards}
+        self.op: Waiting | None = None
+        self.waiting: Callable[[], bool] | None = None
+        self.op_name = ""
+        self.move_id = 0
+        self.paused: dict[int, set[str]] = {}
+        self.moved_out: dict[int, dict[str, dict[str, str]]] = {}
+        self.moved_in: dict[int, set[str]] = {}
+        self.spawned: dict[str, str] = {}  # process -> member element
+        self.node_load: dict[str, dict[str, float]] = {}
+        self.last_round = 0.0
+        #: completed checkpoint -> the layout it holds
+        self.saved: dict[int, Any] = {0: layout.save()}
+
+    # ---- the run's hooks -------------------------------------------------------
+    def busy(self) -> bool:
+        return self.op is not None
+
+    def tick(self, now: float) -> None:
+        run = self.run
+        if self.op is not None:
+            self.step()
+            return
+        if run.phase != "running" or run.checkpoints.pending is not None or run.state.stopping:
+            return
+        if now - self.last_round < 1.0:
+            return
+        self.last_round = now
+        for name in self.layout.shards:
+            self.observe(name, now)
+        for action in list(self.actions):
+            if self.shard_in(action.shard) >= action.after:
+                self.actions.remove(action)
+                self.start(self.forced(action), f"{action.shard}: {action.what}")
+                return
+        if self.autoscale:
+            for name in self.layout.shards:
+                if self.round(name, now):
+                    return
+
+    def on_completed(self, checkpoint: int) -> None:
+        self.saved = {checkpoint: self.layout.save()}
+
+    def on_restore(self, checkpoint: int) -> None:
+        """The run goes back to ``checkpoint``: its members and tables, no operation."""
+        self.op = self.waiting = None
+        self.layout.load(self.saved.get(checkpoint, self.saved[max(self.saved)]))
+        for name, shard in self.layout.shards.items():
+            self.policies[name].planned = len(shard.members)
+        self.run.state.set_connections(self.layout.connections())
+        self.run.checkpoints.elements = frozenset(self.live_elements())
+
+    def live_elements(self) -> list[str]:
+        return [e["name"] for e in self.layout.elements()]
+
+    def step(self) -> None:
+        """Resume the operation while what it waits for holds."""
+        while self.op is not None and (self.waiting is None or self.waiting()):
+            try:
+                self.waiting = next(self.op)
+            except StopIteration:
+                self.op = self.waiting = None
+            except RunError as exc:
+                self.run.display.log(f"shard change '{self.op_name}' abandoned: {exc}")
+                self.op = self.waiting = None
+
+    def start(self, op: Waiting, name: str) -> None:
+        self.op, self.op_name, self.waiting = op, name, None
+        self.step()
+
+    # ---- messages ----------------------------------------------------------------
+    def on_message(self, msg: dict[str, Any], process: str) -> None:
+        op = msg["op"]
+        if op == "shard_paused":
+            self.paused.setdefault(int(msg["move"]), set()).add(process)
+        elif op == "moved_out":
+            self.moved_out.setdefault(int(msg["move"]), {})[msg["element"]] = msg["files"]
+        elif op == "moved_in":
+            self.moved_in.setdefault(int(msg["move"]), set()).add(msg["element"])
+        elif op == "node_load":
+            self.node_load[msg["node"]] = msg
+        self.step()
+
+    def on_ready(self, process: str) -> bool:
+        """A spawned member is ready: make its outputs known downstream, wire it."""
+        member = self.spawned.get(process)
+        if member is None:
+            return False
+        st = self.run.state
+        by_process: dict[str, list[dict[str, Any]]] = {}
+        for c in st.connections:
+            if c["from"]["element"] == member:
+                by_process.setdefault(st.process_of[c["to"]["element"]], []).append(c)
+        for target, conns in by_process.items():
+            self.send(target, {"op": "add_inputs", "conns": conns})
+        self.run.to_process(process, st.wire_message(process))
+        return True
+
+    # ---- sending -----------------------------------------------------------------
+    def send(self, process: str, msg: dict[str, Any]) -> None:
+        if not self.run.state.processes[process].exited:
+            self.run.to_process(process, msg)
+
+    def routers(self, name: str) -> list[str]:
+        """Live processes sending or asking into shard ``name``."""
+        st = self.run.state
+        found = {
+            st.process_of[c["from"]["element"]]
+            for c in st.connections
+            if c.get("to_shard", {}).get("name") == name
+        }
+        return sorted(p for p in found if not st.processes[p].exited)
+
+    def exited(self, element: str) -> bool:
+        st = self.run.state
+        return bool(st.processes[st.process_of[element]].exited)
+
+    # ---- observations and the policy ---------------------------------------------
+    def shard_in(self, name: str) -> int:
+        st = self.run.state
+        return sum(
+            st.elements[m].records_in
+            for m in {
+                c["to"]["element"]
+                for c in st.all_connections
+                if c.get("to_shard", {}).get("name") == name
+            }
+        )
+
+    def observe(self, name: str, now: float) -> None:
+        record = self.records[name]
+        total = self.shard_in(name)
+        rate = 0.0
+        if record.last_at is not None and now > record.last_at:
+            rate = (total - record.last_in) / (now - record.last_at)
+        record.last_in, record.last_at = total, now
+        since = now - (self.run.go_at or now)
+        record.timeline.append((round(since, 1), len(self.layout.shards[name].members), rate))
+
+    def round(self, name: str, now: float) -> bool:
+        """One policy round for shard ``name``; True when it started a change."""
+        st = self.run.state
+        shard = self.layout.shards[name]
+        if not self.routers(name) or any(self.exited(m) for m in shard.names()):
+            return False  # its inputs have ended: nothing to scale for
+        loads = []
+        for member in shard.names():
+            view = st.elements[member]
+            proc = st.processes[view.process]
+            loads.append(
+                MemberLoad(
+                    member,
+                    proc.node,
+                    float(view.stats.get("busy", 0.0)),
+                    int(view.rate),
+                    proc.cpu / 100.0,
+                )
+            )
+        into = [c for c in st.connections if c.get("to_shard", {}).get("name") == name]
+        arriving = sum(st.elements[c["from"]["element"]].rate for c in into) / max(
+            1, len({c["to"]["element"] for c in into})
+        )
+        backlog = sum(max(0, st.sent.get(c["id"], 0) - st.recv.get(c["id"], 0)) for c in into)
+        obs = Observation(now, 1.0, tuple(loads), arriving, backlog)
+        costs = [int(st.elements[m].stats.get("cost") or 0) for m in shard.names()]
+        limits = Limits(shard.min, shard.max, max(costs, default=0))
+        decision = decide(obs, self.policies[name], limits, self.budget())
+        self.log(name, decision)
+        if decision.planned != len(shard.members):
+            self.start(self.scale(name, decision.planned), f"{name}: {decision.reason}")
+            return True
+        return False
+
+    def budget(self) -> Budget:
+        st = self.run.state
+        nodes = {p.node for p in st.processes.values()}
+        free = {}
+        for node in nodes:
+            load = self.node_load.get(node)
+            if load is None:
+                free[node] = 0.0
+            else:
+                free[node] = max(0.0, float(load["cores"]) - float(load["cpu_used"]))
+        running = {n: 0 for n in nodes}
+        for p in st.processes.values():
+            if not p.exited:
+                running[p.node] += 1
+        return Budget(free, running, self.run.options.max_processes or 16)
+
+    def log(self, name: str, decision: Decision) -> None:
+        record = self.records[name]
+        since = time.monotonic() - (self.run.go_at or time.monotonic())
+        entry = {
+            "at": round(since, 1),
+            "observed": decision.observed,
+            "wanted": decision.wanted,
+            "planned": decision.planned,
+            "reason": decision.reason,
+            "inputs": {k: round(v, 3) for k, v in decision.inputs.items()},
+        }
+        if not record.decisions or (record.decisions[-1]["reason"], decision.planned) != (
+            entry["reason"],
+            decision.planned,
+        ):
+            record.decisions.append(entry)
+        if decision.planned != decision.observed:
+            self.run.display.log(f"shard '{name}': {decision.reason}")
+
+    # ---- operations ------------------------------------------------------------
+    def forced(self, action: Action) -> Waiting:
+        shard = self.layout.shards[action.shard]
+        if action.what == "members":
+            yield from self.scale(action.shard, max(1, action.count))
+            return
+        if shard.table is None:
+            raise RunError(f"shard '{shard.name}' is a pool: it has no partitions to move")
+        counts = {m: 0 for m in shard.members} | shard.table.counts()
+        if action.what == "rebalance":
+            moves = plan_add(shard.table, [])
+        else:
+            src = max(counts, key=lambda m: (counts[m], -m))
+            dst = min(counts, key=lambda m: (counts[m], m))
+            if src == dst:
+                raise RunError(f"shard '{shard.name}' has one member: nowhere to move to")
+            mine = shard.table.partitions_of(src)[-action.count :]
+            moves = dict.fromkeys(mine, dst)
+        yield from self.move(action.shard, moves)
+
+    def scale(self, name: str, target: int) -> Waiting:
+        shard = self.layout.shards[name]
+        target = max(shard.min, min(shard.max, target))
+        now = len(shard.members)
+        self.policies[name].planned = target
+        if target > now:
+            added = [self.spawn(name) for _ in range(target - now)]
+            yield lambda: all(self.started(m) for m in added)
+            for member in added:
+                self.connect(name, member)
+            if shard.table is not None:
+                numbers = [int(m.rpartition("#")[2]) for m in added]
+                yield from self.move(name, plan_add(shard.table, numbers))
+        elif target < now:
+            leaving = shard.members[target:]
+            if shard.table is not None:
+                yield from self.move(name, plan_remove(shard.table, leaving))
+            for number in leaving:
+                self.disconnect(name, number)
+        self.run.display.log(f"shard '{name}' has {len(shard.members)} member(s)")
+
+    def spawn(self, name: str) -> str:
+        """Start a new member of shard ``name`` in a process of its own."""
+        run, st = self.run, self.run.state
+        member = self.layout.add_member(name)
+        entry = self.layout.member_entry(name, member)
+        node = next(iter(run.master.nodes))
+        process = f"p{len(st.processes)}-{entry['name']}"
+        st.add_process(process, node, entry)
+        self.spawned[process] = entry["name"]
+        # the routers learn of it once it runs; until then the run's connections
+        # hold only what the member itself and its receivers need
+        st.set_connections(self.layout.connections())
+        run.checkpoints.elements = frozenset(self.live_elements())
+        spec = run.process_spec(process)
+        spec["joining"] = True
+        run.master.send_node(node, {"op": "spawn", "processes": [spec]})
+        run.display.log(f"shard '{name}': starting member {entry['name']}")
+        return str(entry["name"])
+
+    def started(self, member: str) -> bool:
+        st = self.run.state
+        proc = st.processes[st.process_of[member]]
+        if proc.exited:
+            raise RunError(f"member {member} ended before it started")
+        return proc.started
+
+    def connect(self, name: str, member: str) -> None:
+        """Routers open links (and query sockets) to a started member."""
+        st = self.run.state
+        endpoints = st.processes[st.process_of[member]].endpoints
+        by_process: dict[str, list[dict[str, Any]]] = {}
+        for c in st.connections:
+            if c["to"]["element"] == member and c.get("to_shard"):
+                by_process.setdefault(st.process_of[c["from"]["element"]], []).append(c)
+        for process, conns in by_process.items():
+            self.send(process, {"op": "shard_add", "conns": conns, "endpoints": endpoints})
+
+    def disconnect(self, name: str, member_number: int) -> None:
+        """End the links into a member that owns nothing any more; it finishes."""
+        logical = sorted(self.layout.into(name))
+        for process in self.routers(name):
+            self.send(
+                process, {"op": "shard_remove", "logical": logical, "member": member_number}
+            )
+        self.layout.remove_member(name, member_number)
+        self.run.state.set_connections(self.layout.connections())
+        self.run.checkpoints.elements = frozenset(self.live_elements())
+
+    def move(self, name: str, moves: dict[int, int]) -> Waiting:
+        """Move partitions to new owners, a batch at a time, while the others flow."""
+        shard = self.layout.shards[name]
+        for batch in batches(moves, MOVE_BATCH):
+            assert shard.table is not None
+            yield from self._move(name, shard.table, batch)
+
+    def _move(self, name: str, table: RoutingTable, batch: dict[int, int]) -> Waiting:
+        shard = self.layout.shards[name]
+        self.move_id += 1
+        move, started = self.move_id, time.monotonic()
+        logical = sorted(self.layout.into(name))
+        routers = self.routers(name)
+        for process in routers:
+            self.send(
+                process,
+                {"op": "shard_pause", "logical": logical, "partitions": sorted(batch), "move": move},
+            )
+        yield lambda: all(
+            p in self.paused.get(move, set()) or self.run.state.processes[p].exited
+            for p in routers
+        )
+        parts: dict[str, dict[str, list[int]]] = {}
+        for partition, dst in batch.items():
+            src = member_name(name, table.owner(partition))
+            parts.setdefault(src, {}).setdefault(member_name(name, dst), []).append(partition)
+        for src, by_dst in parts.items():
+            if self.exited(src):
+                raise RunError(f"member {src} ended during a move")
+            self.send(
+                self.run.state.process_of[src],
+                {"op": "move_out", "move": move, "element": src, "parts": by_dst},
+            )
+        yield lambda: parts.keys() <= self.moved_out.get(move, {}).keys()
+        files: dict[str, list[str]] = {}
+        for exported in self.moved_out.pop(move).values():
+            for receiver, file in exported.items():
+                files.setdefault(receiver, []).append(file)
+        for receiver, found in files.items():
+            self.send(
+                self.run.state.process_of[receiver],
+                {"op": "move_in", "move": move, "element": receiver, "files": found},
+            )
+        yield lambda: files.keys() <= self.moved_in.get(move, set())
+        shard.table = table.moved(batch)
+        for process in self.routers(name):
+            self.send(
+                process,
+                {
+                    "op": "shard_switch",
+                    "logical": logical,
+                    "owners": list(shard.table.owners),
+                    "version": shard.table.version,
+                },
+            )
+        self.paused.pop(move, None)
+        self.moved_in.pop(move, None)
+        self.records[name].moves.append(
+            {
+                "move": move,
+                "partitions": len(batch),
+                "version": shard.table.version,
+                "seconds": round(time.monotonic() - started, 4),
+            }
+        )
+
+    # ---- reporting -----------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        out = {}
+        for name, shard in self.layout.shards.items():
+            record = self.records[name]
+            counts = shard.table.counts() if shard.table else {}
+            out[name] = {
+                "kind": "keyed" if shard.keyed else "pool",
+                "key": shard.key,
+                "min": shard.min,
+                "max": shard.max,
+                "members": shard.names(),
+                "partitions": {member_name(name, m): counts.get(m, 0) for m in shard.members}
+                if shard.table
+                else None,
+                "table_version": shard.table.version if shard.table else None,
+                "decisions": record.decisions,
+                "timeline": record.timeline,
+                "moves": record.moves,
+            }
+        return out
+
+    def lines(self) -> list[str]:
+        """One line per shard for the live table."""
+        out = []
+        for name, shard in self.layout.shards.items():
+            counts = shard.table.counts() if shard.table else {}
+            members = ", ".join(
+                f"{member_name(name, m)} {counts.get(m, 0)}p" if shard.table else member_name(name, m)
+                for m in shard.members
+            )
+            last = self.records[name].decisions[-1]["reason"] if self.records[name].decisions else "-"
+            busy = f"; changing: {self.op_name}" if self.op is not None else ""
+            out.append(f"shard {name}: {len(shard.members)} member(s) [{members}]; last decision: {last}{busy}")
+        return out
