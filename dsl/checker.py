@@ -9,7 +9,6 @@ from typing import Any
 from datablox.dsl import ir
 from datablox.dsl.classes import Loaded, load_classes
 from datablox.dsl.diagnostics import Diagnostic, Location, error, unique, warning
-from datablox.dsl.shardcheck import class_problems
 from datablox.dsl.paramcheck import (
     hook_location,
     param_location,
@@ -18,6 +17,7 @@ from datablox.dsl.paramcheck import (
     shard_problems,
     uncarried,
 )
+from datablox.dsl.shardcheck import class_problems
 from datablox.element import Element
 from datablox.ports import Port, suggest, types_compatible
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from datablox.dsl.shardcheck import key_paths
 from datablox.dsl import ast, ir
 from datablox.dsl.diagnostics import Diagnostic, Span, error
 from datablox.dsl.loader import Program
+from datablox.dsl.shardcheck import key_paths
 from datablox.dsl.values import did_you_mean, find_ref, to_python
 
 #: Values a group instance gives its parameters; None marks one already reported.

@@ -17,9 +17,9 @@ from typing import Any
 
 from datablox import registry
 from datablox.dsl.hooks import hook_problems
+from datablox.dsl.shardcheck import shard_traits
 from datablox.element import Element
 from datablox.errors import ElementClassError
-from datablox.dsl.shardcheck import shard_traits
 from datablox.ports import REQUIRED, Param, Port
 
 

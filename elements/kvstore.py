@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from datablox.element import Element, Record
-from datablox.elements.keyed import split_partitions
 from datablox.elements._support import Rejects, iter_json_lines, resolve_files
+from datablox.elements.keyed import split_partitions
 from datablox.errors import QueryTimeout
 from datablox.ports import Param, push_in, push_out, query_in, query_out
 

@@ -17,9 +17,9 @@ from datablox import control
 from datablox.errors import RunError
 from datablox.master.checkpointing import Coordinator
 from datablox.master.planner import FusionMode, NodeInfo, Plan, plan
+from datablox.master.shardrun import Action, ShardController
 from datablox.master.state import Command, RunState
 from datablox.registry import add_search_path, resolve
-from datablox.master.shardrun import Action, ShardController
 from datablox.runtime.checkpoints import CheckpointStore
 from datablox.shards.layout import Layout
 
@@ -53,7 +53,8 @@ class RunOptions:
     autoscale: bool = True
     #: changes of shards forced at a point of the stream (``SHARD:members=N@RECORDS``, ...)
     reshard: list[str] = field(default_factory=list)
-    #: the most element processes a node runs (shard members included; None: 4 per core, 16 at least)
+    #: the most element processes a node runs, shard members included
+    #: (None: 4 per core, at least 16)
     max_processes: int | None = None
 
     def __post_init__(self) -> None:

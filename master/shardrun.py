@@ -322,10 +322,10 @@ class ShardController:
         if action.what == "rebalance":
             moves = plan_add(shard.table, [])
         else:
-            src = max(counts, key=lambda m: (counts[m], -m))
-            dst = min(counts, key=lambda m: (counts[m], m))
-            if src == dst:
+            if len(counts) < 2:
                 raise RunError(f"shard '{shard.name}' has one member: nowhere to move to")
+            src = max(counts, key=lambda m: (counts[m], -m))
+            dst = min((m for m in counts if m != src), key=lambda m: (counts[m], m))
             mine = shard.table.partitions_of(src)[-action.count :]
             moves = dict.fromkeys(mine, dst)
         yield from self.move(action.shard, moves)
@@ -392,9 +392,7 @@ class ShardController:
         """End the links into a member that owns nothing any more; it finishes."""
         logical = sorted(self.layout.into(name))
         for process in self.routers(name):
-            self.send(
-                process, {"op": "shard_remove", "logical": logical, "member": member_number}
-            )
+            self.send(process, {"op": "shard_remove", "logical": logical, "member": member_number})
         self.layout.remove_member(name, member_number)
         self.run.state.set_connections(self.layout.connections())
         self.run.checkpoints.elements = frozenset(self.live_elements())
@@ -415,11 +413,15 @@ class ShardController:
         for process in routers:
             self.send(
                 process,
-                {"op": "shard_pause", "logical": logical, "partitions": sorted(batch), "move": move},
+                {
+                    "op": "shard_pause",
+                    "logical": logical,
+                    "partitions": sorted(batch),
+                    "move": move,
+                },
             )
         yield lambda: all(
-            p in self.paused.get(move, set()) or self.run.state.processes[p].exited
-            for p in routers
+            p in self.paused.get(move, set()) or self.run.state.processes[p].exited for p in routers
         )
         parts: dict[str, dict[str, list[int]]] = {}
         for partition, dst in batch.items():
@@ -493,10 +495,14 @@ class ShardController:
         for name, shard in self.layout.shards.items():
             counts = shard.table.counts() if shard.table else {}
             members = ", ".join(
-                f"{member_name(name, m)} {counts.get(m, 0)}p" if shard.table else member_name(name, m)
+                member_name(name, m) + (f" {counts.get(m, 0)}p" if shard.table else "")
                 for m in shard.members
             )
-            last = self.records[name].decisions[-1]["reason"] if self.records[name].decisions else "-"
+            decisions = self.records[name].decisions
+            last = decisions[-1]["reason"] if decisions else "-"
             busy = f"; changing: {self.op_name}" if self.op is not None else ""
-            out.append(f"shard {name}: {len(shard.members)} member(s) [{members}]; last decision: {last}{busy}")
+            out.append(
+                f"shard {name}: {len(shard.members)} member(s) [{members}]; "
+                f"last decision: {last}{busy}"
+            )
         return out

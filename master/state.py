@@ -364,5 +364,5 @@ class RunState:
 
     def failed(self) -> bool:
         return bool(self.problems) or any(
-            p.exited not in (None, "finished") for p in self.processes.values()
+            p.exited not in (None, "finished", "retired") for p in self.processes.values()
         )

@@ -286,13 +286,40 @@ def _tour(ran: Ran) -> None:
     for i, sink in enumerate("ab"):
         expected = [r for r in records if _partition_owner(r["key"], 2) == i]
         assert expected, sink
-        assert ran.lines(f"out/tour/{sink}.jsonl") == expected, sink
+        # lookup is a pool: its members may interleave their records
+        got = ran.lines(f"out/tour/{sink}.jsonl")
+        assert sorted(got, key=lambda r: r["id"]) == expected, sink
     assert ran.element("shape/keep")["out"] == len(records)
-    assert ran.element("lookup")["in"] == len(records)
+    members = ran.summary["shards"]["lookup"]["members"]
+    assert members[0] == "lookup#1"
+    assert sum(
+        v["in"] for n, v in ran.summary["elements"].items() if n.startswith("lookup#")
+    ) == len(records)
     # the group's inner elements exist under the instance's name
     assert {"shape/keep", "shape/score"} <= set(ran.summary["elements"])
     assert "feed 'enriched' (lookup.out)" in ran.stderr
-    assert "shard(min=1, max=4)" in ran.stderr
+    assert "shard lookup (pool)" in ran.stderr
+
+
+@expects("shard_pool")
+def _shard_pool(ran: Ran) -> None:
+    rows = ran.lines("out/pool.jsonl")
+    want = [{**r, "double": r["id"] * 2} for r in generated(50000)]
+    assert sorted(rows, key=lambda r: r["id"]) == want
+    shard = ran.summary["shards"]["double"]
+    assert shard["kind"] == "pool" and len(shard["members"]) >= 2
+    ins = [ran.element(m)["in"] for m in shard["members"]]
+    assert all(n > 0 for n in ins)
+
+
+@expects("shard_keyed")
+def _shard_keyed(ran: Ran) -> None:
+    rows = ran.lines("out/key_counts.jsonl")
+    assert {r["key"]: r["count"] for r in rows} == {f"k{i}": 100 for i in range(1000)}
+    assert len(rows) == 1000
+    shard = ran.summary["shards"]["counts"]
+    assert shard["kind"] == "keyed" and shard["key"] == ["key"]
+    assert sum(shard["partitions"].values()) == 256
 
 
 @pytest.mark.parametrize("fusion", ["off", "max"])
@@ -307,8 +334,10 @@ def test_example_runs_and_gives_the_expected_output(tmp_path: Path, name: str, f
     assert ran.summary["problems"] == [], ran.summary["problems"]
     assert ran.summary["lost"] == [], ran.summary["lost"]
     assert not TRACEBACK.search(ran.stderr), ran.stderr
-    elements = len(ran.tradecraft["elements"])
-    processes = len(ran.summary["processes"])
+    # a shard runs as members, each in a process of its own (members may come and go)
+    members = sum(len(s["members"]) for s in ran.summary["shards"].values())
+    elements = len(ran.tradecraft["elements"]) - len(ran.summary["shards"]) + members
+    processes = len([p for p in ran.summary["processes"].values() if p["exit"] != "retired"])
     if fusion == "off":
         assert processes == elements
     else:
