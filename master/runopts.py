@@ -1,0 +1,130 @@
+"""How to run a topology (RunOptions, one field per CLI option) and how a run ended (RunResult)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datablox.errors import RunError
+from datablox.master.planner import FusionMode
+from datablox.master.state import RunState
+
+
+@dataclass
+class RunOptions:
+    """How to run a topology (every field has a CLI option of the same name)."""
+
+    fusion: FusionMode = "auto"
+    slots: int | None = None
+    batch_size: int = 1024
+    flush_ms: float = 2.0
+    codec: str | None = None
+    hwm: int = 8
+    max_restarts: int = 3
+    run_dir: Path | None = None
+    startup_timeout: float = 60.0
+    #: seconds between checkpoints (0: only the state at start is kept)
+    snapshot_every: float = 1.0
+    #: let the scaling policy grow and shrink shards
+    autoscale: bool = True
+    #: changes of shards forced at a point of the stream (``SHARD:members=N@RECORDS``, ...)
+    reshard: list[str] = field(default_factory=list)
+    #: the most element processes a node runs, shard members included
+    #: (None: 4 per core, at least 16)
+    max_processes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.run_dir is not None and not isinstance(self.run_dir, Path):
+            self.run_dir = Path(self.run_dir)
+
+    def validate(self) -> None:
+        """Raise RunError naming the first option out of range (before anything starts)."""
+        whole = {"batch_size": 1, "hwm": 1, "max_restarts": 0}
+        if self.slots is not None:
+            whole["slots"] = 1
+        if self.max_processes is not None:
+            whole["max_processes"] = 1
+        for name, least in whole.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise RunError(
+                    f"--{name.replace('_', '-')} must be a whole number of at least {least}, "
+                    f"got {value!r}"
+                )
+        for name, positive in (
+            ("flush_ms", False),
+            ("startup_timeout", True),
+            ("snapshot_every", False),
+        ):
+            value = getattr(self, name)
+            ok = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and value >= 0
+            )
+            if not ok or (positive and value == 0):
+                need = "more than 0" if positive else "0 or more"
+                raise RunError(f"--{name.replace('_', '-')} must be {need}, got {value!r}")
+        if self.fusion not in ("auto", "off", "max"):
+            raise RunError(f"--fusion must be auto, off or max, got {self.fusion!r}")
+
+
+@dataclass
+class RunResult:
+    """How a run ended, with the final state for summaries."""
+
+    exit_code: int
+    interrupted: bool
+    state: RunState
+    run_dir: Path
+    elapsed: float
+    problems: list[str] = field(default_factory=list)
+    #: checkpoints completed, restores, snapshot figures
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+    #: per shard: members, partitions per member, decisions, timeline, moves
+    shards: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-able summary (``--summary-json``)."""
+        st = self.state
+        return {
+            "exit_code": self.exit_code,
+            "interrupted": self.interrupted,
+            "elapsed": self.elapsed,
+            "run_dir": str(self.run_dir),
+            "problems": self.problems,
+            "lost": st.lost(),
+            "checkpoints": self.checkpoints,
+            "shards": self.shards,
+            "connections": st.connection_figures(),
+            "elements": {
+                name: {
+                    **view.stats,
+                    **dict(zip(("busy", "blocked", "idle"), view.shares(self.elapsed))),
+                    "class": view.cls,
+                    "process": view.process,
+                    "node": view.node,
+                    "failed": view.failed,
+                    "restarts": st.processes[view.process].restarts,
+                    "peak_rss": st.processes[view.process].peak_rss,
+                }
+                for name, view in st.elements.items()
+            },
+            "processes": {
+                name: {
+                    "node": p.node,
+                    "elements": p.elements,
+                    "restarts": p.restarts,
+                    "exit": p.exited,
+                    "exit_code": p.exit_code,
+                    "peak_rss": p.peak_rss,
+                }
+                for name, p in st.processes.items()
+            },
+        }
+
+
+__all__ = ["RunOptions", "RunResult"]
