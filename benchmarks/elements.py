@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from datablox import Element, Param, push_in
+from datablox import Element, Param, Source, push_in, push_out
 
 
 class LatencySink(Element):
@@ -74,3 +75,99 @@ class ArrivalSink(Element):
         if not self.noted:
             self.noted = True
             (self.folder / str(os.getpid())).write_text(repr(time.time()))
+
+
+class FeedThenIdle(Source):
+    """Emits ``{"id", "key", "t_emit"}`` at ``rate`` records/s for ``seconds``, then stays open
+    (emitting nothing) for ``idle`` seconds. With ``prefill`` > 0 it first emits that many
+    records with distinct keys k0.., unpaced; then keys are drawn from the same range.
+
+    Ports: push out ``out``. Parameters: ``rate``, ``seconds``, ``idle``, ``prefill``.
+    """
+
+    ports = (push_out("out"),)
+    params = (
+        Param("rate", "number"),
+        Param("seconds", "number"),
+        Param("idle", "number", 0.0),
+        Param("prefill", "int", 0),
+    )
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.rate = float(params["rate"])
+        self.seconds = float(params["seconds"])
+        self.idle = float(params["idle"])
+        self.prefill = int(params["prefill"])
+
+    def generate(self) -> Iterator[dict[str, Any] | None]:
+        keys = max(1, self.prefill)
+        for i in range(self.prefill):
+            yield {"id": i, "key": f"k{i}", "t_emit": time.monotonic()}
+        start = time.monotonic()
+        i = 0
+        while True:
+            now = time.monotonic()
+            if now - start >= self.seconds:
+                break
+            ahead = start + i / self.rate - now
+            if ahead > 0.001:
+                self.wait(ahead)
+            yield {
+                "id": self.prefill + i,
+                "key": f"k{(i * 7919) % keys}",
+                "t_emit": time.monotonic(),
+            }
+            i += 1
+        end = time.monotonic() + self.idle
+        while time.monotonic() < end:
+            self.wait(min(0.2, end - time.monotonic()))
+            yield None
+
+
+class StampSink(Element):
+    """Writes ``[t_emit, latency ms, key]`` of every record whose id is ``>= skip`` to ``path``
+    (JSON lines, when the inputs end).
+
+    Ports: push in ``in``. Parameters: ``path`` (str), ``skip`` (int).
+    """
+
+    ports = (push_in("in"),)
+    params = (Param("path", "str"), Param("skip", "int", 0))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.path = Path(params["path"])
+        self.skip = params["skip"]
+        self.rows: list[tuple[float, float, str]] = []
+
+    def on_batch(self, port: str, records: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        skip = self.skip
+        self.rows.extend(
+            (r["t_emit"], (now - r["t_emit"]) * 1000.0, r["key"])
+            for r in records
+            if r["id"] >= skip
+        )
+
+    def on_finish(self) -> None:
+        self.path.write_bytes(b"\n".join(orjson.dumps(r) for r in self.rows))
+
+
+class Slow(Element):
+    """Waits ``ms`` per record, as a remote call would (``cpu``: burns the CPU instead)."""
+
+    ports = (push_in("in"), push_out("out"))
+    params = (Param("ms", "number", 1.0), Param("cpu", "bool", False))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.seconds = params["ms"] / 1000.0
+        self.cpu = params["cpu"]
+
+    def on_batch(self, port: str, records: list[Any]) -> None:
+        for _ in records:
+            if self.cpu:
+                end = time.perf_counter() + self.seconds
+                while time.perf_counter() < end:
+                    pass
+            else:
+                time.sleep(self.seconds)  # the element's work: a remote call's wait
+        self.emit_many(records)

@@ -463,6 +463,8 @@ class ShardController:
                 "move": move,
                 "partitions": len(batch),
                 "version": shard.table.version,
+                "at": round(started - (self.run.go_at or started), 3),
+                "monotonic": started,
                 "seconds": round(time.monotonic() - started, 4),
             }
         )
@@ -483,6 +485,9 @@ class ShardController:
                 if shard.table
                 else None,
                 "table_version": shard.table.version if shard.table else None,
+                "owners": [member_name(name, m) for m in shard.table.owners]
+                if shard.table
+                else None,
                 "decisions": record.decisions,
                 "timeline": record.timeline,
                 "moves": record.moves,

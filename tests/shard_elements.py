@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,24 +52,3 @@ class AskCount(Element):
     def on_batch(self, port: str, records: list[Any]) -> None:
         pending = [(r, self.ask_async({"key": r["key"]})) for r in records]
         self.emit_many([{**r, "asked": p.result(10.0)} for r, p in pending])
-
-
-class Slow(Element):
-    """Waits ``ms`` per record, as a remote call would (``cpu``: burns the CPU instead)."""
-
-    ports = (push_in("in"), push_out("out"))
-    params = (Param("ms", "number", 1.0), Param("cpu", "bool", False))
-
-    def on_start(self, params: dict[str, Any]) -> None:
-        self.seconds = params["ms"] / 1000.0
-        self.cpu = params["cpu"]
-
-    def on_batch(self, port: str, records: list[Any]) -> None:
-        for _ in records:
-            if self.cpu:
-                end = time.perf_counter() + self.seconds
-                while time.perf_counter() < end:
-                    pass
-            else:
-                time.sleep(self.seconds)  # the element's work: a remote call's wait
-        self.emit_many(records)

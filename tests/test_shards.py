@@ -174,13 +174,14 @@ def test_the_policy_grows_an_io_bound_pool(cluster: Cluster, tmp_path: Path) -> 
         f"""
         topology slow {{
             element src = Generate(count=24000, rate=3000, keys=10)
-            element work = shard_elements:Slow(ms=1) shard(min=1, max=6)
+            element work = benchmarks.elements:Slow(ms=1) shard(min=1, max=6)
             element out = JsonLinesSink(path="{out}")
             src.out -> work.in
             work.out -> out.in
         }}
         """,
     )
+    tradecraft["search_path"].append(str(Path(__file__).resolve().parent.parent))
     result = cluster.run(tradecraft, fusion="off")
     assert result.exit_code == 0, result.problems
     assert sorted(r["id"] for r in read(out)) == list(range(24000))
