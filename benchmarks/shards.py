@@ -171,5 +171,10 @@ if __name__ == "__main__":
     import sys
 
     which = sys.argv[1] if len(sys.argv) > 1 else "move"
-    fn = {"move": live_move, "io": autoscale_io, "cpu": autoscale_cpu}[which]
-    print(orjson.dumps(fn(), option=orjson.OPT_INDENT_2).decode())
+    if which == "io":
+        found = autoscale_io()
+    elif which == "cpu":
+        found = autoscale_cpu()
+    else:
+        found = live_move()
+    print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())

@@ -24,6 +24,7 @@ input connections, so they finish like any element whose inputs ended.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 Waiting = Generator[Callable[[], bool], None, None]
 
+#: seconds over which the shard's throughput is measured for the timeline
+RATE_WINDOW = 5.0
 #: partitions moved per step (Megaphone: small batches keep each pause short)
 MOVE_BATCH = 8
 
@@ -83,8 +86,8 @@ class ShardRecord:
     #: (seconds since the data started, members, records/s into the shard)
     timeline: list[tuple[float, int, float]] = field(default_factory=list)
     moves: list[dict[str, Any]] = field(default_factory=list)
-    last_in: int = 0
-    last_at: float | None = None
+    #: (time, records into the shard) over the last RATE_WINDOW seconds
+    window: deque[tuple[float, int]] = field(default_factory=deque)
 
 
 class ShardController:
@@ -104,6 +107,8 @@ class ShardController:
         self.policies = {n: PolicyState(planned=len(s.members)) for n, s in layout.shards.items()}
         self.records = {n: ShardRecord() for n in layout.shards}
         self.op: Waiting | None = None
+        #: a change decided, waiting for the checkpoint in progress to complete
+        self.wanted: tuple[Waiting, str] | None = None
         self.waiting: Callable[[], bool] | None = None
         self.op_name = ""
         self.move_id = 0
@@ -118,24 +123,32 @@ class ShardController:
 
     # ---- the run's hooks -------------------------------------------------------
     def busy(self) -> bool:
-        return self.op is not None
+        """True while a change runs or waits to start (no new checkpoint is asked then)."""
+        return self.op is not None or self.wanted is not None
 
     def tick(self, now: float) -> None:
+        """Observe every second; decide when no change runs; start a decided change as soon
+        as no checkpoint is in progress (checkpoints and changes never overlap)."""
         run = self.run
+        if run.phase != "running" or run.state.stopping:
+            return
+        if now - self.last_round >= 1.0:
+            self.last_round = now
+            for name in self.layout.shards:
+                self.observe(name, now)
+            if self.op is None and self.wanted is None:
+                self.decide(now)
         if self.op is not None:
             self.step()
-            return
-        if run.phase != "running" or run.checkpoints.pending is not None or run.state.stopping:
-            return
-        if now - self.last_round < 1.0:
-            return
-        self.last_round = now
-        for name in self.layout.shards:
-            self.observe(name, now)
+        elif self.wanted is not None and run.checkpoints.pending is None:
+            (op, name), self.wanted = self.wanted, None
+            self.start(op, name)
+
+    def decide(self, now: float) -> None:
         for action in list(self.actions):
             if self.shard_in(action.shard) >= action.after:
                 self.actions.remove(action)
-                self.start(self.forced(action), f"{action.shard}: {action.what}")
+                self.wanted = (self.forced(action), f"{action.shard}: {action.what}")
                 return
         if self.autoscale:
             for name in self.layout.shards:
@@ -147,7 +160,7 @@ class ShardController:
 
     def on_restore(self, checkpoint: int) -> None:
         """The run goes back to ``checkpoint``: its members and tables, no operation."""
-        self.op = self.waiting = None
+        self.op = self.waiting = self.wanted = None
         self.layout.load(self.saved.get(checkpoint, self.saved[max(self.saved)]))
         for name, shard in self.layout.shards.items():
             self.policies[name].planned = len(shard.members)
@@ -232,12 +245,15 @@ class ShardController:
         )
 
     def observe(self, name: str, now: float) -> None:
+        """The shard's throughput over the last few seconds (members report once a second,
+        between batches, so one second's difference is lumpy)."""
         record = self.records[name]
         total = self.shard_in(name)
-        rate = 0.0
-        if record.last_at is not None and now > record.last_at:
-            rate = (total - record.last_in) / (now - record.last_at)
-        record.last_in, record.last_at = total, now
+        record.window.append((now, total))
+        while len(record.window) > 2 and now - record.window[0][0] > RATE_WINDOW:
+            record.window.popleft()
+        first_at, first = record.window[0]
+        rate = (total - first) / (now - first_at) if now > first_at else 0.0
         since = now - (self.run.go_at or now)
         record.timeline.append((round(since, 1), len(self.layout.shards[name].members), rate))
 
@@ -271,7 +287,7 @@ class ShardController:
         decision = decide(obs, self.policies[name], limits, self.budget())
         self.log(name, decision)
         if decision.planned != len(shard.members):
-            self.start(self.scale(name, decision.planned), f"{name}: {decision.reason}")
+            self.wanted = (self.scale(name, decision.planned), f"{name}: {decision.reason}")
             return True
         return False
 
