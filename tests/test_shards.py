@@ -37,7 +37,7 @@ def counted(tmp_path: Path, cls: str = "KeyCount", extra: str = "") -> dict[str,
         tmp_path,
         f"""
         topology keyed {{
-            element src = Generate(count={COUNT}, rate=15000, keys={KEYS})
+            element src = Generate(count={COUNT}, rate=10000, keys={KEYS})
             element counts = {cls}(key="key"{extra}) shard(min=1, max=4, key="key")
             element out = JsonLinesSink(path="{tmp_path / "counts.jsonl"}")
             src.out -> counts.in
@@ -64,7 +64,7 @@ def run_counts(cluster: Cluster, tmp_path: Path, reshard: list[str], **kw: Any) 
 
 
 def test_scale_out_then_in_keeps_every_count_exact(cluster: Cluster, tmp_path: Path) -> None:
-    result = run_counts(cluster, tmp_path, ["counts:members=3@10000", "counts:members=2@40000"])
+    result = run_counts(cluster, tmp_path, ["counts:members=3@8000", "counts:members=2@25000"])
     shard = result.summary()["shards"]["counts"]
     assert shard["members"] == ["counts#1", "counts#2"]
     assert sum(shard["partitions"].values()) == 256
