@@ -7,10 +7,9 @@ from typing import Any
 
 from datablox.element import MISSING, Element, Record, field_value
 from datablox.elements._support import Rejects
-from datablox.errors import ParameterError
 from datablox.ports import Param, push_in, push_out, query_in
 
-__all__ = ["KeyCount", "split_partitions"]
+__all__ = ["KeyCount", "key_of_request", "split_partitions"]
 
 
 def split_partitions(
@@ -21,6 +20,11 @@ def split_partitions(
     for k in moving:
         del table[k]
     return moving
+
+
+def key_of_request(request: Any) -> Any:
+    """The key of a ``{"key": k}`` or bare ``k`` request."""
+    return request.get("key") if isinstance(request, dict) else request
 
 
 class KeyCount(Element):
@@ -55,8 +59,6 @@ class KeyCount(Element):
     def on_start(self, params: dict[str, Any]) -> None:
         self.key: str = params["key"]
         self.each = params["emit"] == "each"
-        if params["emit"] not in ("finish", "each"):
-            raise ParameterError(f"KeyCount: emit is finish or each, got {params['emit']!r}")
         self.counts: dict[Any, int] = {}
         self.reject = Rejects(self)
 
@@ -79,13 +81,11 @@ class KeyCount(Element):
             self.emit_many(out)
 
     def on_query(self, port: str, request: Any) -> Any:
-        if isinstance(request, dict):
-            request = request.get("key")
-        return self.counts.get(request, 0)
+        return self.counts.get(key_of_request(request), 0)
 
     @classmethod
     def request_key(cls, port: str, request: Any, key: Any) -> Any:
-        return request.get("key") if isinstance(request, dict) else request
+        return key_of_request(request)
 
     def on_finish(self) -> None:
         if not self.each:

@@ -8,7 +8,7 @@ from typing import Any
 
 from datablox.element import Element, Record
 from datablox.elements._support import Rejects, iter_json_lines, resolve_files
-from datablox.elements.keyed import split_partitions
+from datablox.elements.keyed import key_of_request, split_partitions
 from datablox.errors import QueryTimeout
 from datablox.ports import Param, push_in, push_out, query_in, query_out
 
@@ -99,7 +99,7 @@ class KeyValueStore(Element):
 
     @classmethod
     def request_key(cls, port: str, request: Any, key: Any) -> Any:
-        return request.get("key") if isinstance(request, dict) else request
+        return key_of_request(request)
 
     def on_query(self, port: str, request: Any) -> Any:
         if isinstance(request, dict):

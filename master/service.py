@@ -464,8 +464,7 @@ class Run:
                     if not self.shards.busy():
                         self.ask_checkpoint(now)
                     self.shards.tick(now)
-                    st_lines = self.shards.lines()
-                    self.state.notes = st_lines
+                    self.state.notes = self.shards.lines()
                 if now - last_draw >= 0.5:
                     last_draw = now
                     self.display.update(self.state, now - started)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import zmq
@@ -315,12 +315,16 @@ class LocalLink:
             self.on_barrier(checkpoint)
 
 
+class Waits(Protocol):
+    def wait(self, corr: bytes, timeout: float | None) -> Any: ...
+
+
 class Pending:
     """A query in flight; ``result(timeout)`` waits for its answer."""
 
     __slots__ = ("_asker", "_corr")
 
-    def __init__(self, asker: RemoteAsker, corr: bytes) -> None:
+    def __init__(self, asker: Waits, corr: bytes) -> None:
         self._asker = asker
         self._corr = corr
 

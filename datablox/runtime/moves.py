@@ -26,17 +26,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import zmq
-
 from datablox.errors import ElementError
 from datablox.partition import partition_of
 from datablox.runtime.checkpoints import dumps, write_transfer
 from datablox.runtime.handling import error_text
-from datablox.runtime.links import RemoteLink
 from datablox.runtime.shardask import ShardAsker
 from datablox.runtime.shardlink import KeyedLink, ShardLink
+from datablox.runtime.wiring import dealer, push_link
 
 if TYPE_CHECKING:
+    from datablox.runtime.hosted import Hosted
     from datablox.runtime.process import ProcessRuntime
 
 
@@ -90,10 +89,10 @@ class Resharding:
             address = endpoints[f"{conn['to']['element']}.{conn['to']['port']}"]
             if conn["kind"] == "query":
                 for asker in self.shard_askers({shard["logical"]}):
-                    asker.add_member(shard["member"], self.member_dealer(address))
+                    asker.add_member(shard["member"], dealer(self.rt, [address]))
                 continue
             for link in self.shard_links({shard["logical"]}):
-                member = self.member_link(sender, conn, address)
+                member = push_link(self.rt, sender, conn, address)
                 link.add_member(shard["member"], member)
                 self.rt.links.append(member)
                 if link.closed:
@@ -126,35 +125,6 @@ class Resharding:
                 link.switch(owners, version)
         for asker in self.shard_askers(logical):
             asker.switch(owners)
-
-    def member_link(self, sender: Any, conn: dict[str, Any], address: str) -> RemoteLink:
-        sock = self.rt.zctx.socket(zmq.PUSH)
-        sock.setsockopt(zmq.SNDHWM, self.rt.hwm)
-        sock.setsockopt(zmq.SNDBUF, self.rt.sockbuf)
-        sock.setsockopt(zmq.LINGER, 30000)
-        sock.connect(address)
-        port = conn["from"]["port"]
-        return RemoteLink(
-            sock,
-            sender.id,
-            conn["id"],
-            self.rt.codec,
-            self.rt.batch_size,
-            self.rt.while_blocked,
-            f"element '{sender.name}' port '{port}' (connection to "
-            f"{conn['to']['element']}.{conn['to']['port']})",
-            lambda record, error: sender.handler.reject(port, record, error),
-            self.rt.clock,
-            sender.handler.work,
-        )
-
-    def member_dealer(self, address: str) -> zmq.Socket:  # type: ignore[type-arg]
-        sock = self.rt.zctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.connect(address)
-        return sock
 
     # ---- receivers of a shard's output -----------------------------------------
     def _on_add_inputs(self, msg: dict[str, Any]) -> None:
@@ -190,15 +160,7 @@ class Resharding:
             hosted.ctx.flush()
             files, size = {}, 0
             for dst, partitions in msg["parts"].items():
-                previous = self.rt.clock.enter(hosted.handler.work)
-                try:
-                    state = hosted.element.export_partitions(frozenset(partitions), partition_of)
-                except Exception as exc:
-                    raise ElementError(
-                        f"element '{hosted.name}': export_partitions() failed: {error_text(exc)}"
-                    ) from None
-                finally:
-                    self.rt.clock.leave(previous)
+                state = self._hook(hosted, "export_partitions", frozenset(partitions), partition_of)
                 data = dumps(state)
                 path = self.rt.store.transfer_path(move, hosted.name, dst)
                 write_transfer(path, data)
@@ -213,21 +175,25 @@ class Resharding:
                 seconds=time.monotonic() - started,
             )
 
+    def _hook(self, hosted: Hosted, hook: str, *args: Any) -> Any:
+        """Call one of the element's partition hooks as its work; a failure stops the run
+        (the state of a partition would be lost or doubled)."""
+        previous = self.rt.clock.enter(hosted.handler.work)
+        try:
+            return getattr(hosted.element, hook)(*args)
+        except Exception as exc:
+            raise ElementError(
+                f"element '{hosted.name}': {hook}() failed: {error_text(exc)}"
+            ) from None
+        finally:
+            self.rt.clock.leave(previous)
+
     def _on_move_in(self, msg: dict[str, Any]) -> None:
         hosted = self.rt.hosted[msg["element"]]
         started = time.monotonic()
         for rel in msg["files"]:
             path = self.rt.store.root / rel
-            state = self.rt.store.read_snapshot(rel)
-            previous = self.rt.clock.enter(hosted.handler.work)
-            try:
-                hosted.element.import_partitions(state)
-            except Exception as exc:
-                raise ElementError(
-                    f"element '{hosted.name}': import_partitions() failed: {error_text(exc)}"
-                ) from None
-            finally:
-                self.rt.clock.leave(previous)
+            self._hook(hosted, "import_partitions", self.rt.store.read_snapshot(rel))
             path.unlink(missing_ok=True)
         self.rt.send(
             "moved_in",

@@ -20,21 +20,10 @@ import zmq
 
 from datablox.errors import QueryError, QueryTimeout
 from datablox.partition import partition_of
-from datablox.runtime.links import WaitHook, decode_query, encode_query
+from datablox.runtime.links import Pending, WaitHook, decode_query, encode_query
 
 #: Waits, serving the process, until the condition holds or ``seconds`` pass (False).
 WaitFor = Callable[[Callable[[], bool], "float | None"], bool]
-
-
-class ShardPending:
-    __slots__ = ("_asker", "_corr")
-
-    def __init__(self, asker: ShardAsker, corr: bytes) -> None:
-        self._asker = asker
-        self._corr = corr
-
-    def result(self, timeout: float | None = 10.0) -> Any:
-        return self._asker.wait(self._corr, timeout)
 
 
 class ShardAsker:
@@ -93,7 +82,7 @@ class ShardAsker:
             self._send(corr, [self.owners[partition]], payload)
 
     # ---- asking -----------------------------------------------------------
-    def ask_async(self, request: Any) -> ShardPending:
+    def ask_async(self, request: Any) -> Pending:
         corr = next(self._ids).to_bytes(8, "big")
         payload = encode_query(request)
         self.asked += 1
@@ -110,7 +99,7 @@ class ShardAsker:
                 self._answers[corr] = []
             else:
                 self._send(corr, [self.owners[partition]], payload)
-        return ShardPending(self, corr)
+        return Pending(self, corr)
 
     def _send(self, corr: bytes, members: list[int], payload: bytes) -> None:
         self._waiting[corr] = set(members)

@@ -43,7 +43,6 @@ class ShardLink:
         #: member number -> its link
         self.members: dict[int, RemoteLink] = {}
         self.closed = False
-        self.owner: Any = None
 
     @property
     def sent(self) -> int:
@@ -58,10 +57,6 @@ class ShardLink:
 
     def extend(self, records: list[Any]) -> None:
         raise NotImplementedError
-
-    @property
-    def buf(self) -> list[Any]:
-        return [r for link in self.members.values() for r in link.buf]
 
     def physical(self) -> list[RemoteLink]:
         return list(self.members.values())
@@ -79,9 +74,6 @@ class ShardLink:
     def flush(self) -> None:
         for link in self.members.values():
             link.flush()
-
-    def due(self, now: float, interval: float) -> bool:
-        return False  # the members' links are flushed by the loop directly
 
     def barrier(self, checkpoint: int) -> None:
         for link in self.members.values():

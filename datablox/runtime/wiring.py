@@ -73,9 +73,7 @@ def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
             if group is None:
                 group = shard_links[shard["logical"]] = _shard_link(rt, sender, shard)
                 out.links.append(group)
-            member = rt.resharding.member_link(  # type: ignore[attr-defined]
-                sender, conn, endpoints[f"{dst['element']}.{dst['port']}"]
-            )
+            member = push_link(rt, sender, conn, endpoints[f"{dst['element']}.{dst['port']}"])
             group.add_member(shard["member"], member)
             rt.links.append(member)
             continue
@@ -86,27 +84,7 @@ def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
                 conn["id"], deliver, rt.batch_size, encoder, sender.element, owner, barrier
             )
         else:
-            sock = rt.zctx.socket(zmq.PUSH)
-            sock.setsockopt(zmq.SNDHWM, rt.hwm)
-            sock.setsockopt(zmq.SNDBUF, rt.sockbuf)
-            sock.setsockopt(zmq.LINGER, 30000)
-            sock.connect(endpoints[f"{dst['element']}.{dst['port']}"])
-            describe = (
-                f"element '{sender.name}' port '{src['port']}' "
-                f"(connection to {dst['element']}.{dst['port']})"
-            )
-            link = RemoteLink(
-                sock,
-                sender.id,
-                conn["id"],
-                rt.codec,
-                rt.batch_size,
-                rt.while_blocked,
-                describe,
-                _bad_record(sender, src["port"]),
-                rt.clock,
-                owner,
-            )
+            link = push_link(rt, sender, conn, endpoints[f"{dst['element']}.{dst['port']}"])
         out.links.append(link)
         rt.links.append(link)
     for hosted in rt.hosted.values():
@@ -128,14 +106,47 @@ def connect_outputs(rt: EventLoop, endpoints: dict[str, str]) -> None:
                 _local_answer(target, local[0]["to"]["port"]), describe
             )
             continue
-        sock = rt.zctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        for c in conns:
-            if c["to"]["element"] not in rt.hosted:
-                sock.connect(endpoints[f"{c['to']['element']}.{c['to']['port']}"])
-        sender.ctx.askers[port] = RemoteAsker(sock, describe, rt.wait_readable)
+        addresses = [
+            endpoints[f"{c['to']['element']}.{c['to']['port']}"]
+            for c in conns
+            if c["to"]["element"] not in rt.hosted
+        ]
+        sender.ctx.askers[port] = RemoteAsker(dealer(rt, addresses), describe, rt.wait_readable)
+
+
+def push_link(rt: EventLoop, sender: Hosted, conn: dict[str, Any], address: str) -> RemoteLink:
+    """A push connection from ``sender`` to an element in another process at ``address``."""
+    src, dst = conn["from"], conn["to"]
+    sock = rt.zctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.SNDHWM, rt.hwm)
+    sock.setsockopt(zmq.SNDBUF, rt.sockbuf)
+    sock.setsockopt(zmq.LINGER, 30000)
+    sock.connect(address)
+    return RemoteLink(
+        sock,
+        sender.id,
+        conn["id"],
+        rt.codec,
+        rt.batch_size,
+        rt.while_blocked,
+        f"element '{sender.name}' port '{src['port']}' "
+        f"(connection to {dst['element']}.{dst['port']})",
+        _bad_record(sender, src["port"]),
+        rt.clock,
+        sender.handler.work,
+    )
+
+
+def dealer(rt: EventLoop, addresses: list[str]) -> zmq.Socket:  # type: ignore[type-arg]
+    """The asking socket of a query port, connected to its answerers."""
+    sock = rt.zctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    # a ROUTER drops answers beyond its high-water mark, silently: no limit at either end
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    for address in addresses:
+        sock.connect(address)
+    return sock
 
 
 def _shard_link(rt: EventLoop, sender: Hosted, shard: dict[str, Any]) -> ShardLink:
@@ -175,7 +186,7 @@ def _shard_asker(
     asker.conn_id = shard["logical"]
     for c in conns:
         address = endpoints[f"{c['to']['element']}.{c['to']['port']}"]
-        asker.add_member(c["to_shard"]["member"], rt.resharding.member_dealer(address))  # type: ignore[attr-defined]
+        asker.add_member(c["to_shard"]["member"], dealer(rt, [address]))
     return asker
 
 
