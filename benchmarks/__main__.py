@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from benchmarks import shards
 from benchmarks.baselines import python_loop, zmq_pipeline
 from benchmarks.codecs import measure_codecs
 from benchmarks.peers import bytewax_available, bytewax_pipeline, bytewax_version
@@ -34,6 +35,9 @@ GROUPS = {
     "idle": "idle element RSS",
     "recovery": "time from kill -9 of an element process to records flowing again",
     "snapshot": "snapshot time and size of a KeyValueStore holding 1,000,000 keys",
+    "shards_io": "autoscale of a pool of I/O-bound members fed 8,000 rec/s (~2 min)",
+    "shards_cpu": "autoscale of a pool of CPU-bound members, against one member (~1 min)",
+    "shards_move": "live move of 128 of 256 partitions of a 1,000,000-key counting shard",
 }
 
 
@@ -121,6 +125,15 @@ def measure(
     if "snapshot" in groups:
         say("snapshotting a store of 1,000,000 keys…")
         got["snapshot"] = snapshot_of_keys()
+    if "shards_io" in groups:
+        say("autoscaling an I/O-bound pool (70 s of feed, then idle)…")
+        got["shards_io"] = shards.autoscale_io()
+    if "shards_cpu" in groups:
+        say("autoscaling a CPU-bound pool, and one member alone…")
+        got["shards_cpu"] = shards.autoscale_cpu()
+    if "shards_move" in groups:
+        say("moving 128 partitions of a 1,000,000-key shard live…")
+        got["shards_move"] = shards.live_move()
     return got
 
 
@@ -219,7 +232,7 @@ def figure_rows(got: dict[str, Any]) -> list[list[str]]:
             [f"peak RSS of '{name}' (4-process run)", f"{e['peak_rss'] / 1e6:.1f} MB", "", ""]
             for name, e in elements.items()
         ]
-    return rows
+    return rows + shards.figure_rows(got)
 
 
 def target_rows(got: dict[str, Any]) -> list[list[str]]:
@@ -287,7 +300,7 @@ def target_rows(got: dict[str, Any]) -> list[list[str]]:
                 met(worst <= 1),
             ]
         )
-    return rows
+    return rows + shards.target_rows(got)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     if targets:
         print()
         print(table(["target", "this run", "met"], targets))
+    if got.get("shards_io"):
+        print("\nautoscale I/O timeline (records/s into the shard over the last 2 s)\n")
+        print(table(["s", "members", "records/s"], shards.timeline_rows(got["shards_io"])))
     return 0
 
 

@@ -125,8 +125,8 @@ class FeedThenIdle(Source):
 
 
 class StampSink(Element):
-    """Writes ``[t_emit, latency ms, key]`` of every record whose id is ``>= skip`` to ``path``
-    (JSON lines, when the inputs end).
+    """Writes ``[t_emit, latency ms, key, count]`` of every record whose id is ``>= skip`` to
+    ``path`` (JSON lines, when the inputs end; ``count`` is null when the record has none).
 
     Ports: push in ``in``. Parameters: ``path`` (str), ``skip`` (int).
     """
@@ -137,13 +137,13 @@ class StampSink(Element):
     def on_start(self, params: dict[str, Any]) -> None:
         self.path = Path(params["path"])
         self.skip = params["skip"]
-        self.rows: list[tuple[float, float, str]] = []
+        self.rows: list[tuple[float, float, str, int | None]] = []
 
     def on_batch(self, port: str, records: list[dict[str, Any]]) -> None:
         now = time.monotonic()
         skip = self.skip
         self.rows.extend(
-            (r["t_emit"], (now - r["t_emit"]) * 1000.0, r["key"])
+            (r["t_emit"], (now - r["t_emit"]) * 1000.0, r["key"], r.get("count"))
             for r in records
             if r["id"] >= skip
         )

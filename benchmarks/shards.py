@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -144,12 +145,14 @@ def live_move(keys: int = 1_000_000, rate: float = 20_000.0) -> dict[str, Any]:
     windows: dict[str, dict[str, list[float]]] = {
         w: {"moved": [], "unmoved": []} for w in ("before", "during", "after")
     }
-    for t_emit, ms, key in rows:
+    exact = _counts_exact(rows)
+    for t_emit, ms, key, _ in rows:
         # a record emitted while its partition was paused waits in the router: "during"
         window = "before" if t_emit < start else "during" if t_emit <= end else "after"
         kind = "moved" if partition_of(key) in moved_parts else "unmoved"
         windows[window][kind].append(ms)
     figures: dict[str, Any] = {
+        "counts_exact": exact,
         "moves": len(moves),
         "move_seconds": round(end - start, 3),
         "partitions_moved": len(moved_parts),
@@ -167,6 +170,15 @@ def live_move(keys: int = 1_000_000, rate: float = 20_000.0) -> dict[str, Any]:
     return figures
 
 
+def _counts_exact(rows: list[list[Any]]) -> bool:
+    """Every key's counts after the prefill (which counted each key once) are 2, 3, … n+1,
+    each once: every record was counted exactly once, across the move."""
+    seen: dict[str, list[int]] = {}
+    for _, _, key, count in rows:
+        seen.setdefault(key, []).append(count)
+    return all(sorted(c) == list(range(2, len(c) + 2)) for c in seen.values())
+
+
 if __name__ == "__main__":
     import sys
 
@@ -178,3 +190,134 @@ if __name__ == "__main__":
     else:
         found = live_move()
     print(orjson.dumps(found, option=orjson.OPT_INDENT_2).decode())
+
+
+def figure_rows(got: dict[str, Any]) -> list[list[str]]:
+    """Rows of the figures table (value in the second column) for the shard benchmarks."""
+    rows: list[list[str]] = []
+    io = got.get("shards_io")
+    if io:
+        rows += [
+            ["autoscale I/O: member-count changes (at s: from → to)", _changes(io), "", ""],
+            ["autoscale I/O: records/s in steady feed", f"{io['steady_rate']:,.0f}", "", ""],
+        ]
+    cpu = got.get("shards_cpu")
+    if cpu:
+        rows += [
+            ["autoscale CPU: one member alone", f"{cpu['one_member']:,.0f} rec/s", "", ""],
+            [
+                f"autoscale CPU: the pool ({cpu['max_members']} member(s) at most)",
+                f"{cpu['rate']:,.0f} rec/s",
+                "",
+                "",
+            ],
+        ]
+    move = got.get("shards_move")
+    if move:
+        rows.append(
+            [
+                f"live move: {move['partitions_moved']} partitions in {move['moves']} batches",
+                f"{move['move_seconds']:.2f} s",
+                "",
+                "",
+            ]
+        )
+        for window in ("before", "during", "after"):
+            for kind in ("moved", "unmoved"):
+                f = move[f"{window}_{kind}"]
+                if f["n"]:
+                    rows.append(
+                        [
+                            f"live move: latency of {kind} partitions {window} (p50/p99/max)",
+                            f"{f['p50']:.1f} / {f['p99']:.1f} / {f['max']:.1f} ms",
+                            "",
+                            "",
+                        ]
+                    )
+    return rows
+
+
+def target_rows(got: dict[str, Any]) -> list[list[str]]:
+    """Rows of the targets table for the shard benchmarks: target, this run, met."""
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "missed"
+
+    rows: list[list[str]] = []
+    io = got.get("shards_io")
+    if io:
+        reached = io["reached_at"]
+        rows += [
+            [
+                "autoscale I/O: ≥ 95% of 8,000 rec/s within 10 s of the feed starting",
+                "never" if reached is None else f"at {reached:.1f} s",
+                met(reached is not None and reached <= 10),
+            ],
+            [
+                "autoscale I/O: reached in ≤ 2 scaling decisions",
+                str(io["decisions_to_reach"]),
+                met(reached is not None and io["decisions_to_reach"] <= 2),
+            ],
+            [
+                "autoscale I/O: ≤ 1 further change in the next 60 s",
+                str(io["changes_next_60s"]),
+                met(reached is not None and io["changes_next_60s"] <= 1),
+            ],
+            [
+                "autoscale I/O: back to min ≤ 30 s after the feed stops",
+                "never" if io["back_to_min_after"] is None else f"{io['back_to_min_after']:.1f} s",
+                met(io["back_to_min_after"] is not None and io["back_to_min_after"] <= 30),
+            ],
+        ]
+    cpu = got.get("shards_cpu")
+    if cpu:
+        cores = os.cpu_count() or 1
+        rows += [
+            [
+                "autoscale CPU: ≥ 1.7x one member's throughput",
+                f"{cpu['ratio']:.2f}x",
+                met(cpu["ratio"] >= 1.7),
+            ],
+            [
+                f"autoscale CPU: no more members than cores + 1 ({cores + 1})",
+                str(cpu["max_members"]),
+                met(cpu["max_members"] <= cores + 1),
+            ],
+        ]
+    move = got.get("shards_move")
+    if move:
+        moved = move["during_moved"]["max"] or 0.0
+        during = move["during_unmoved"]["p99"] or 0.0
+        steady = move["before_unmoved"]["p99"] or 1e-9
+        rows += [
+            [
+                "live move: max latency in moving partitions ≤ 100 ms",
+                f"{moved:.1f} ms",
+                met(moved <= 100),
+            ],
+            [
+                "live move: p99 of unmoved partitions during ≤ 2x steady",
+                f"{during:.1f} / {steady:.1f} ms = {during / steady:.2f}x",
+                met(during <= 2 * steady),
+            ],
+            [
+                "live move: counts exact afterwards",
+                "exact" if move["counts_exact"] else "NOT exact",
+                met(move["counts_exact"]),
+            ],
+        ]
+    return rows
+
+
+def timeline_rows(io: dict[str, Any], every: float = 5.0) -> list[list[str]]:
+    """The I/O autoscale timeline, one row per ``every`` seconds (and at each change)."""
+    rows, last_t, last_m = [], -every, None
+    for t, members, rate in io["timeline"]:
+        if t - last_t >= every or members != last_m:
+            rows.append([f"{t:.1f}", str(members), f"{rate:,.0f}"])
+            last_t, last_m = t, members
+    return rows
+
+
+def _changes(io: dict[str, Any]) -> str:
+    return ", ".join(f"{at:.1f}: {a} → {b}" for at, a, b in io["decisions"]) or "none"

@@ -7,19 +7,10 @@ from typing import Any
 
 from datablox.element import MISSING, Element, Record, field_value
 from datablox.elements._support import Rejects
+from datablox.partition import KeyIndex
 from datablox.ports import Param, push_in, push_out, query_in
 
-__all__ = ["KeyCount", "key_of_request", "split_partitions"]
-
-
-def split_partitions(
-    table: dict[Any, Any], partitions: frozenset[int], partition_of: Callable[[Any], int]
-) -> dict[Any, Any]:
-    """Remove and return the entries of ``table`` whose key falls in ``partitions``."""
-    moving = {k: v for k, v in table.items() if partition_of(k) in partitions}
-    for k in moving:
-        del table[k]
-    return moving
+__all__ = ["KeyCount", "key_of_request"]
 
 
 def key_of_request(request: Any) -> Any:
@@ -60,10 +51,11 @@ class KeyCount(Element):
         self.key: str = params["key"]
         self.each = params["emit"] == "each"
         self.counts: dict[Any, int] = {}
+        self.index = KeyIndex()
         self.reject = Rejects(self)
 
     def on_batch(self, port: str, records: list[Record]) -> None:
-        counts, key = self.counts, self.key
+        counts, key, index = self.counts, self.key, self.index
         out: list[Record] | None = [] if self.each else None
         for record in records:
             value = field_value(record, key)
@@ -75,6 +67,8 @@ class KeyCount(Element):
                 continue
             n = counts.get(value, 0) + 1
             counts[value] = n
+            if n == 1:
+                index.add(value)
             if out is not None:
                 out.append({**record, "count": n})
         if out:
@@ -96,14 +90,15 @@ class KeyCount(Element):
 
     def restore(self, state: Any) -> None:
         self.counts = state
+        self.index = KeyIndex(state)
 
     def export_partitions(
         self, partitions: frozenset[int], partition_of: Callable[[Any], int]
     ) -> Any:
-        return split_partitions(self.counts, partitions, partition_of)
+        return self.index.take(self.counts, partitions)
 
     def import_partitions(self, state: Any) -> None:
-        self.counts.update(state)
+        self.index.put(self.counts, state)
 
     def member_cost(self) -> int | None:
         # moving state back costs a round per ~100,000 keys

@@ -8,8 +8,9 @@ from typing import Any
 
 from datablox.element import Element, Record
 from datablox.elements._support import Rejects, iter_json_lines, resolve_files
-from datablox.elements.keyed import key_of_request, split_partitions
+from datablox.elements.keyed import key_of_request
 from datablox.errors import QueryTimeout
+from datablox.partition import KeyIndex
 from datablox.ports import Param, push_in, push_out, query_in, query_out
 
 __all__ = ["KeyValueStore", "Lookup"]
@@ -56,6 +57,7 @@ class KeyValueStore(Element):
     def on_start(self, params: dict[str, Any]) -> None:
         self.key: str = params["key"]
         self.data: dict[Any, Record] = {}
+        self.index = KeyIndex()
         self.reject = Rejects(self)
         if params["path"] is not None:
             for path in resolve_files("KeyValueStore", params["path"]):
@@ -74,6 +76,8 @@ class KeyValueStore(Element):
         if isinstance(value, (list, dict)):
             self.reject(record, f"key field '{self.key}' holds a {type(value).__name__}", **context)
             return
+        if value not in self.data:
+            self.index.add(value)
         self.data[value] = record
 
     def on_batch(self, port: str, records: list[Record]) -> None:
@@ -85,6 +89,7 @@ class KeyValueStore(Element):
 
     def restore(self, state: Any) -> None:
         self.data = state
+        self.index = KeyIndex(state)
 
     # a keyed shard of stores: shard(min=1, max=4, key="<the key field>")
     state_key_param = "key"
@@ -92,10 +97,10 @@ class KeyValueStore(Element):
     def export_partitions(
         self, partitions: frozenset[int], partition_of: Callable[[Any], int]
     ) -> Any:
-        return split_partitions(self.data, partitions, partition_of)
+        return self.index.take(self.data, partitions)
 
     def import_partitions(self, state: Any) -> None:
-        self.data.update(state)
+        self.index.put(self.data, state)
 
     @classmethod
     def request_key(cls, port: str, request: Any, key: Any) -> Any:

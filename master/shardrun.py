@@ -39,6 +39,7 @@ from datablox.shards.policy import (
     Observation,
     PolicyState,
     decide,
+    offered,
 )
 from datablox.shards.routing import RoutingTable, batches, plan_add, plan_remove
 
@@ -48,9 +49,9 @@ if TYPE_CHECKING:
 Waiting = Generator[Callable[[], bool], None, None]
 
 #: seconds over which the shard's throughput is measured for the timeline
-RATE_WINDOW = 5.0
+RATE_WINDOW = 2.0
 #: partitions moved per step (Megaphone: small batches keep each pause short)
-MOVE_BATCH = 8
+MOVE_BATCH = 4
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,17 @@ class ShardController:
         self.op: Waiting | None = None
         #: a change decided, waiting for the checkpoint in progress to complete
         self.wanted: tuple[Waiting, str] | None = None
+        #: the shard whose policy decided the wanted change (a later round may revise the
+        #: change while it waits to start); None for a forced change
+        self.revisable: str | None = None
         self.waiting: Callable[[], bool] | None = None
         self.op_name = ""
         self.move_id = 0
         self.paused: dict[int, set[str]] = {}
         self.moved_out: dict[int, dict[str, dict[str, str]]] = {}
         self.moved_in: dict[int, set[str]] = {}
+        #: move -> the longest export and import of its members (seconds)
+        self.move_times: dict[int, dict[str, float]] = {}
         self.spawned: dict[str, str] = {}  # process -> member element
         self.node_load: dict[str, dict[str, float]] = {}
         self.last_round = 0.0
@@ -136,12 +142,13 @@ class ShardController:
             self.last_round = now
             for name in self.layout.shards:
                 self.observe(name, now)
-            if self.op is None and self.wanted is None:
+            if self.op is None and (self.wanted is None or self.revisable is not None):
                 self.decide(now)
         if self.op is not None:
             self.step()
         elif self.wanted is not None and run.checkpoints.pending is None:
             (op, name), self.wanted = self.wanted, None
+            self.revisable = None
             self.start(op, name)
 
     def decide(self, now: float) -> None:
@@ -149,6 +156,7 @@ class ShardController:
             if self.shard_in(action.shard) >= action.after:
                 self.actions.remove(action)
                 self.wanted = (self.forced(action), f"{action.shard}: {action.what}")
+                self.revisable = None
                 return
         if self.autoscale:
             for name in self.layout.shards:
@@ -192,11 +200,18 @@ class ShardController:
             self.paused.setdefault(int(msg["move"]), set()).add(process)
         elif op == "moved_out":
             self.moved_out.setdefault(int(msg["move"]), {})[msg["element"]] = msg["files"]
+            self.note_move(int(msg["move"]), "export_seconds", msg)
         elif op == "moved_in":
             self.moved_in.setdefault(int(msg["move"]), set()).add(msg["element"])
+            self.note_move(int(msg["move"]), "import_seconds", msg)
         elif op == "node_load":
             self.node_load[msg["node"]] = msg
         self.step()
+
+    def note_move(self, move: int, what: str, msg: dict[str, Any]) -> None:
+        """The longest export (or import) of a move, for its record in the summary."""
+        times = self.move_times.setdefault(move, {})
+        times[what] = max(times.get(what, 0.0), round(float(msg.get("seconds", 0.0)), 4))
 
     def on_ready(self, process: str) -> bool:
         """A spawned member is ready: make its outputs known downstream, wire it."""
@@ -277,18 +292,30 @@ class ShardController:
                 )
             )
         into = [c for c in st.connections if c.get("to_shard", {}).get("name") == name]
-        arriving = sum(st.elements[c["from"]["element"]].rate for c in into) / max(
-            1, len({c["to"]["element"] for c in into})
+        senders = {c["from"]["element"] for c in into}
+        arriving = sum(
+            offered(st.elements[e].rate, float(st.elements[e].stats.get("blocked", 0.0)))
+            for e in senders
         )
         backlog = sum(max(0, st.sent.get(c["id"], 0) - st.recv.get(c["id"], 0)) for c in into)
         obs = Observation(now, 1.0, tuple(loads), arriving, backlog)
         costs = [int(st.elements[m].stats.get("cost") or 0) for m in shard.names()]
         limits = Limits(shard.min, shard.max, max(costs, default=0))
-        decision = decide(obs, self.policies[name], limits, self.budget())
-        self.log(name, decision)
+        policy = self.policies[name]
+        revising = self.revisable == name
+        if revising:
+            # the change decided last round has not started: decide afresh from what is seen now
+            policy.planned = len(shard.members)
+        elif self.revisable is not None:
+            return False  # another shard's change waits to start
+        decision = decide(obs, policy, limits, self.budget())
+        self.log(name, decision, revises=revising)
         if decision.planned != len(shard.members):
             self.wanted = (self.scale(name, decision.planned), f"{name}: {decision.reason}")
+            self.revisable = name
             return True
+        if revising:
+            self.wanted = self.revisable = None
         return False
 
     def budget(self) -> Budget:
@@ -307,9 +334,14 @@ class ShardController:
                 running[p.node] += 1
         return Budget(free, running, self.run.options.max_processes or 16)
 
-    def log(self, name: str, decision: Decision) -> None:
+    def log(self, name: str, decision: Decision, revises: bool = False) -> None:
+        """Keep a round's decision (a repeat of the last one is not kept again). ``revises``:
+        it replaces the change decided last round, which had not started yet."""
         record = self.records[name]
         since = time.monotonic() - (self.run.go_at or time.monotonic())
+        last = record.decisions[-1] if record.decisions else None
+        if revises and last is not None and last["planned"] != decision.planned:
+            last["superseded"] = True
         entry = {
             "at": round(since, 1),
             "observed": decision.observed,
@@ -323,8 +355,8 @@ class ShardController:
             decision.planned,
         ):
             record.decisions.append(entry)
-        if decision.planned != decision.observed:
-            self.run.display.log(f"shard '{name}': {decision.reason}")
+            if decision.planned != decision.observed:
+                self.run.display.log(f"shard '{name}': {decision.reason}")
 
     # ---- operations ------------------------------------------------------------
     def forced(self, action: Action) -> Waiting:
@@ -482,6 +514,7 @@ class ShardController:
                 "at": round(started - (self.run.go_at or started), 3),
                 "monotonic": started,
                 "seconds": round(time.monotonic() - started, 4),
+                **self.move_times.pop(move, {}),
             }
         )
 

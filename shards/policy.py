@@ -13,10 +13,13 @@ sockets, no clock. The rule, after DS2 (Kalavri et al., OSDI 2018):
 - growth is bounded by the **CPU budget**: a member costs the CPU it
   measurably uses (an I/O-bound member waiting on remote calls uses a
   fraction of a core, a CPU-bound one a whole core), so the members that fit
-  are the free CPU over a member's CPU, with a cap on processes per node to
-  bound memory;
+  are the free CPU over the busiest member's CPU, with a cap on processes
+  per node to bound memory;
+- what arrives is what the senders *offer*: their rate over the time they were
+  not blocked by the shard (a bounded queue hides the demand otherwise);
 - damping against flapping (as dask's ``adaptive_core``): no decision while a
-  change is in flight (planned members not yet all reporting); growing needs
+  change is in flight (planned members not yet all reporting), nor for
+  ``settle`` rounds after it (new members warm up); growing needs
   ``wait_out`` agreeing rounds (more for a shard whose members are costly to
   shrink back), shrinking ``wait_in`` rounds of sustained low load.
 
@@ -51,7 +54,8 @@ class Observation:
     at: float
     window: float
     members: tuple[MemberLoad, ...]
-    #: records per second sent to the shard
+    #: records per second offered to the shard (its senders' rates over the time they
+    #: were not blocked: see :func:`offered`)
     arriving: float
     #: records queued towards the shard, not yet handled
     backlog: int
@@ -90,6 +94,11 @@ class Settings:
     wait_in: int = 5
     #: members below this average busy share are lightly loaded (may shrink)
     idle_busy: float = 0.5
+    #: a member fits in the free CPU when it has at least ``1 - fit`` of what one uses
+    #: (measured CPU is never quite a whole core, nor is what is free)
+    fit: float = 0.2
+    #: rounds without a decision after the member count changed (new members warm up)
+    settle: int = 2
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,26 @@ class PolicyState:
     direction: int = 0
     #: the most members wanted during the current streak (a shrink goes no lower)
     streak_peak: int = 0
+    #: the member count of the last round (None: none yet), and the rounds still to
+    #: wait after it changed
+    seen: int | None = None
+    settling: int = 0
     log: list[Decision] = field(default_factory=list)
+
+
+#: A sender counts as unblocked for at least this share of a window (bounds the estimate).
+MIN_UNBLOCKED = 0.05
+
+
+def offered(rate: float, blocked: float) -> float:
+    """What a sender would send per second if its receivers never held it back.
+
+    A sender blocked by a full queue for a share of the window sends only
+    what the shard takes: the queue towards the shard is bounded, so the
+    backlog cannot show the demand. Its rate over the time it was *not*
+    blocked can (as DS2 reads a source's true output rate).
+    """
+    return rate / max(MIN_UNBLOCKED, 1.0 - min(1.0, max(0.0, blocked)))
 
 
 def true_rate(members: Sequence[MemberLoad], window: float) -> float | None:
@@ -144,11 +172,15 @@ def needed(obs: Observation, limits: Limits, settings: Settings) -> tuple[int, d
     return max(limits.min, min(limits.max, wanted)), inputs
 
 
-def room(obs: Observation, budget: Budget) -> tuple[int, dict[str, float]]:
+def room(
+    obs: Observation, budget: Budget, settings: Settings | None = None
+) -> tuple[int, dict[str, float]]:
     """How many more members the CPU budget and the process cap allow."""
-    cpu_each = max(0.01, sum(m.cpu for m in obs.members) / max(1, len(obs.members)))
+    settings = settings or Settings()
+    # as much as the busiest member uses (a new member has not shown its load yet)
+    cpu_each = max(0.01, max((m.cpu for m in obs.members), default=0.0))
     free = sum(max(0.0, c) for c in budget.free_cpu.values())
-    by_cpu = math.floor(free / cpu_each)
+    by_cpu = math.floor(free / cpu_each + settings.fit)
     by_slots = sum(
         max(0, budget.max_processes - budget.processes.get(node, 0)) for node in budget.free_cpu
     )
@@ -166,7 +198,7 @@ def decide(
     settings = settings or Settings()
     observed = len(obs.members)
     wanted, inputs = needed(obs, limits, settings)
-    extra, budget_inputs = room(obs, budget)
+    extra, budget_inputs = room(obs, budget, settings)
     inputs.update(budget_inputs)
 
     def done(planned: int, reason: str) -> Decision:
@@ -177,6 +209,14 @@ def decide(
 
     if state.planned != observed:
         return done(state.planned, f"waiting for {state.planned} member(s) to report")
+    if state.seen is not None and state.seen != observed:
+        # a change just completed: its new members' first figures (and the node's
+        # free CPU) do not show their load yet
+        state.settling = settings.settle
+    state.seen = observed
+    if state.settling > 0:
+        state.settling -= 1
+        return done(observed, f"measuring {observed} member(s)")
     direction = (wanted > observed) - (wanted < observed)
     if direction < 0 and (inputs["busy"] >= settings.idle_busy or obs.backlog > 0):
         direction = 0  # members are well used, or behind: not the moment to shrink

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from datablox.shards.policy import (
+    MIN_UNBLOCKED,
     Budget,
     Decision,
     Limits,
@@ -12,6 +13,8 @@ from datablox.shards.policy import (
     Observation,
     PolicyState,
     decide,
+    offered,
+    room,
     true_rate,
 )
 
@@ -32,6 +35,8 @@ class Simulated:
     backlog: float = 0.0
     max_processes: int = 16
     slow: dict[int, float] = field(default_factory=dict)  # member index -> its capacity
+    #: records the queue into the shard holds at most (None: unbounded)
+    queue: int | None = None
     state: PolicyState = field(default_factory=lambda: PolicyState(planned=1))
     decisions: list[Decision] = field(default_factory=list)
     processed: list[float] = field(default_factory=list)
@@ -39,6 +44,12 @@ class Simulated:
     def second(self, at: float, arriving: float) -> Decision:
         caps = [self.slow.get(i, self.capacity) for i in range(self.members)]
         done = min(arriving + self.backlog, sum(caps))
+        offer = arriving
+        if self.queue is not None:
+            # a bounded queue: the sender is blocked for the share it cannot send
+            taken = min(arriving, done + self.queue - self.backlog)
+            blocked = 1.0 - taken / arriving if arriving else 0.0
+            arriving, offer = taken, offered(taken, blocked)
         self.backlog += arriving - done
         self.processed.append(done)
         loads = []
@@ -48,7 +59,7 @@ class Simulated:
             loads.append(MemberLoad(f"m#{i}", "n1", busy, int(share), self.cpu_full * busy))
         used = sum(m.cpu for m in loads)
         budget = Budget({"n1": self.cores - used}, {"n1": self.members}, self.max_processes)
-        obs = Observation(at, 1.0, tuple(loads), arriving, int(self.backlog))
+        obs = Observation(at, 1.0, tuple(loads), offer, int(self.backlog))
         decision = decide(obs, self.state, self.limits, budget)
         self.members = decision.planned  # new members report from the next second
         self.decisions.append(decision)
@@ -151,4 +162,29 @@ def test_every_round_is_logged_with_its_inputs() -> None:
     assert first.inputs["arriving"] == 3000 and first.inputs["true_rate"] == 1000
     assert {"demand", "busy", "cpu_each", "free_cpu", "slots"} <= first.inputs.keys()
     assert first.reason == "grow to 4: 4 needed" and first.planned == 4
-    assert [d.reason for d in shard.state.log[1:]] == ["steady"] * 4
+    # the new members warm up for two rounds before their figures count
+    assert [d.reason for d in shard.state.log[1:]] == ["measuring 4 member(s)"] * 2 + ["steady"] * 2
+
+
+def test_a_sender_held_back_by_a_full_queue_shows_its_demand() -> None:
+    """The queue into the shard is bounded: the backlog stays small and the sender only
+    gets out what the shard takes; its rate over the time it was not blocked shows
+    the 8,000 records/s it offers, so the first decision is the whole step."""
+    assert offered(1000.0, 0.875) == 8000.0
+    assert offered(1000.0, 0.0) == 1000.0
+    assert offered(1000.0, 1.0) == 1000.0 / MIN_UNBLOCKED
+    shard = Simulated(capacity=1000, cpu_full=0.05, cores=2, limits=Limits(1, 12), queue=500)
+    for t in range(30):
+        shard.second(float(t), 8000)
+    assert shard.changes()[0] >= 9
+    assert min(shard.processed[6:]) >= 0.95 * 8000
+
+
+def test_a_member_that_nearly_fits_in_the_free_cpu_fits() -> None:
+    """Measured free CPU is never a whole core: 0.96 free takes one more member using 1.0."""
+    members = (MemberLoad("m#1", "n1", 1.0, 1000, 1.0),)
+    obs = Observation(0.0, 1.0, members, 8000.0, 0)
+    extra, _ = room(obs, Budget({"n1": 0.96}, {"n1": 2}, 16))
+    assert extra == 1
+    extra, _ = room(obs, Budget({"n1": 0.5}, {"n1": 2}, 16))
+    assert extra == 0

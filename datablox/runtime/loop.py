@@ -28,12 +28,14 @@ from datablox.runtime.links import DroppingLink, LocalLink, RemoteLink, decode_q
 from datablox.runtime.snapshots import Checkpointing
 
 REPORT_EVERY = 1.0
+#: How long the loop goes on handling batches of one input before it serves the rest.
+DRAIN_SECONDS = 0.05
 #: Input batches an element waiting for a query answer reads ahead, at most.
 BACKLOG_LIMIT = 16
 
 Socket = zmq.Socket  # type: ignore[type-arg]
 #: Control ops handled at once, even while an element's hook is running.
-IMMEDIATE = frozenset({"stop", "abandon", "shard_switch", "add_inputs"})
+IMMEDIATE = frozenset({"stop", "abandon", "shard_add", "shard_switch", "add_inputs"})
 
 
 class EventLoop(Checkpointing):
@@ -125,9 +127,10 @@ class EventLoop(Checkpointing):
 
     def defer_control(self, msg: dict[str, Any]) -> None:
         """Inside an element's hook: a stop, the news that a receiver gave up (which
-        ends a blocked send), a shard's table switch (which a query may be waiting
-        for) and new inputs (bookkeeping) are handled now; the rest waits for the
-        main loop."""
+        ends a blocked send), a new shard member (a blocked sender's next batches
+        may go to it), a shard's table switch (which a query may be waiting for)
+        and new inputs (bookkeeping) are handled now; the rest waits for the main
+        loop."""
         if msg["op"] in IMMEDIATE:
             self.on_control(msg)
         else:
@@ -230,6 +233,9 @@ class EventLoop(Checkpointing):
         self.report_if_due()
 
     def drain(self, sock: Socket) -> None:
+        """Handle the batches waiting on ``sock``: up to 16, for at most :data:`DRAIN_SECONDS`
+        (then control messages and reports get their turn)."""
+        until = time.monotonic() + DRAIN_SECONDS
         for _ in range(16):
             if self.backlog:
                 return  # read-ahead batches go first, in order
@@ -238,6 +244,8 @@ class EventLoop(Checkpointing):
             except zmq.Again:
                 return
             self.receive(sock, parts)
+            if time.monotonic() >= until:
+                return
 
     def receive(self, sock: Socket, parts: list[bytes]) -> None:
         hosted, port = self.in_sockets[sock]

@@ -29,6 +29,14 @@ from datablox.element import MISSING, key_value
 from datablox.partition import partition_of
 from datablox.runtime.links import RemoteLink
 
+#: Batches queued at each end of a connection into a pool member: short, so that a
+#: member's full queue means it is busy and a backlog stays with the sender.
+POOL_HWM = 1
+#: Records in one batch to a pool member, at most: a batch is one member's turn.
+POOL_BATCH = 128
+#: Kernel socket buffer (bytes) at each end of a connection into a pool member.
+POOL_SOCKBUF = 8 * 1024
+
 #: Waits, serving the process, until the condition holds.
 WaitUntil = Callable[[Callable[[], bool]], Any]
 
@@ -163,12 +171,21 @@ class KeyedLink(ShardLink):
 
 
 class PoolLink(ShardLink):
-    """Hands each batch to a member whose queue has room."""
+    """Hands each batch to a member whose queue has room.
+
+    The member is chosen when a batch starts (whether the last one was sent
+    because it was full or because the loop flushed it on time): the next in
+    turn whose socket takes a message now, or, if every member is full, the
+    next in turn. Queues into a pool member are kept short (:data:`POOL_HWM`,
+    :data:`POOL_SOCKBUF`), so a full one means a busy member, and a backlog
+    waits here, where a member added later can take its share.
+    """
 
     def __init__(self, conn_id: int, shard: str) -> None:
         super().__init__(conn_id, shard)
         self.order: list[int] = []
         self.at = 0
+        self.current: RemoteLink | None = None
 
     def add_member(self, member: int, link: RemoteLink) -> None:
         super().add_member(member, link)
@@ -178,33 +195,33 @@ class PoolLink(ShardLink):
         link = super().remove_member(member)
         self.order = sorted(self.members)
         self.at = 0
+        if link is self.current:
+            self.current = None
         return link
 
-    def _current(self) -> RemoteLink:
-        return self.members[self.order[self.at % len(self.order)]]
-
-    def _advance(self) -> None:
-        """The next member whose socket takes a batch now; the next in turn if none does."""
+    def _choose(self) -> RemoteLink:
+        """The next member in turn whose socket takes a batch now; the next in turn if none does."""
         n = len(self.order)
         for step in range(1, n + 1):
             link = self.members[self.order[(self.at + step) % n]]
-            if int(link.sock.get(zmq.EVENTS)) & zmq.POLLOUT:
+            if not link.sending and int(link.sock.get(zmq.EVENTS)) & zmq.POLLOUT:
                 self.at = (self.at + step) % n
-                return
+                return link
         self.at = (self.at + 1) % n
+        return self.members[self.order[self.at]]
 
     def append(self, record: Any) -> None:
         self.extend([record])
 
     def extend(self, records: list[Any]) -> None:
-        link = self._current()
-        link.extend(records)
-        if not link.buf:  # that filled a batch and sent it: the next one goes elsewhere
-            self._advance()
-
-    def flush(self) -> None:
-        super().flush()
-        self._advance()
+        at, n = 0, len(records)
+        while at < n:
+            link = self.current
+            if link is None or not link.buf:  # a new batch: to a member with room
+                link = self.current = self._choose()
+            room = max(1, link.batch_size - len(link.buf))
+            link.extend(records[at : at + room] if at or room < n else records)
+            at += room
 
 
 def physical(links: list[Any]) -> list[Any]:

@@ -11,7 +11,14 @@ from datablox.runtime.hosted import Hosted
 from datablox.runtime.links import BatchEncoder, LocalAsker, LocalLink, RemoteAsker, RemoteLink
 from datablox.runtime.loop import EventLoop
 from datablox.runtime.shardask import ShardAsker
-from datablox.runtime.shardlink import KeyedLink, PoolLink, ShardLink
+from datablox.runtime.shardlink import (
+    POOL_BATCH,
+    POOL_HWM,
+    POOL_SOCKBUF,
+    KeyedLink,
+    PoolLink,
+    ShardLink,
+)
 
 
 def bind_inputs(rt: EventLoop) -> dict[str, str]:
@@ -35,8 +42,9 @@ def bind_inputs(rt: EventLoop) -> dict[str, str]:
         sock = rt.zctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 0)
         if kind == zmq.PULL:
-            sock.setsockopt(zmq.RCVHWM, rt.hwm)
-            sock.setsockopt(zmq.RCVBUF, rt.sockbuf)
+            hwm, sockbuf = queue_bounds(rt, conn)
+            sock.setsockopt(zmq.RCVHWM, hwm)
+            sock.setsockopt(zmq.RCVBUF, sockbuf)
         else:
             # a ROUTER drops answers beyond its high-water mark, silently: no limit here
             # (an asker bounds what it has in flight, a batch's queries at most)
@@ -118,8 +126,10 @@ def push_link(rt: EventLoop, sender: Hosted, conn: dict[str, Any], address: str)
     """A push connection from ``sender`` to an element in another process at ``address``."""
     src, dst = conn["from"], conn["to"]
     sock = rt.zctx.socket(zmq.PUSH)
-    sock.setsockopt(zmq.SNDHWM, rt.hwm)
-    sock.setsockopt(zmq.SNDBUF, rt.sockbuf)
+    hwm, sockbuf = queue_bounds(rt, conn)
+    pool = into_pool(conn)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.setsockopt(zmq.SNDBUF, sockbuf)
     sock.setsockopt(zmq.LINGER, 30000)
     sock.connect(address)
     return RemoteLink(
@@ -127,7 +137,7 @@ def push_link(rt: EventLoop, sender: Hosted, conn: dict[str, Any], address: str)
         sender.id,
         conn["id"],
         rt.codec,
-        rt.batch_size,
+        min(rt.batch_size, POOL_BATCH) if pool else rt.batch_size,
         rt.while_blocked,
         f"element '{sender.name}' port '{src['port']}' "
         f"(connection to {dst['element']}.{dst['port']})",
@@ -135,6 +145,20 @@ def push_link(rt: EventLoop, sender: Hosted, conn: dict[str, Any], address: str)
         rt.clock,
         sender.handler.work,
     )
+
+
+def queue_bounds(rt: EventLoop, conn: dict[str, Any]) -> tuple[int, int]:
+    """High-water mark (batches) and kernel buffer (bytes) at each end of a push
+    connection: the run's, or a pool member's shorter ones."""
+    if into_pool(conn):
+        return min(rt.hwm, POOL_HWM), min(rt.sockbuf, POOL_SOCKBUF)
+    return rt.hwm, rt.sockbuf
+
+
+def into_pool(conn: dict[str, Any]) -> bool:
+    """Whether ``conn`` leads to a member of a pool (a shard without a key)."""
+    shard = conn.get("to_shard")
+    return shard is not None and not shard.get("key")
 
 
 def dealer(rt: EventLoop, addresses: list[str]) -> zmq.Socket:  # type: ignore[type-arg]
