@@ -341,10 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         groups = parse_only(",".join([*groups, "pipeline"]))
     n = args.records
     got = measure(groups, n, args.latency_rate, args.latency_seconds)
-    print(
-        f"\ndatablox benchmark: source → map → filter → sink, {n:,} records per run, "
-        f"{os.cpu_count()} CPUs\n"
+    pipelines = {"zmq", "pipeline", "pipeline_nosnap", "loop", "fused", "fused_nosnap", "bytewax"}
+    work = (
+        f"source → map → filter → sink, {n:,} records per run, " if pipelines & set(groups) else ""
     )
+    print(f"\ndatablox benchmark: {work}{os.cpu_count()} CPUs\n")
     print(table(["figure", "value", "vs raw", "vs Bytewax"], figure_rows(got)))
     targets = target_rows(got)
     if targets:

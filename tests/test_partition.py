@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from datablox.partition import PARTITIONS, key_bytes, owner_of, partition_of
+from datablox.partition import PARTITIONS, KeyIndex, key_bytes, owner_of, partition_of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +34,7 @@ def mixed_keys() -> list[Any]:
 
 PRINT_PARTITIONS = """
 import json, pickle, sys
-from datablox.partition import partition_of
+from datablox.partition import KeyIndex, partition_of
 keys = pickle.load(sys.stdin.buffer)
 print(json.dumps({"hash": hash("k0"), "partitions": [partition_of(k) for k in keys]}))
 """
@@ -138,3 +138,23 @@ def test_splitting_one_owner_moves_only_its_own_partitions() -> None:
     for owners in (1, 2, 4, 8, 16):
         for p in range(PARTITIONS):
             assert owner_of(p, owners * 2) // 2 == owner_of(p, owners)
+
+
+def test_a_key_index_hands_over_exactly_the_keys_of_the_partitions_asked() -> None:
+    table = {f"k{i}": i for i in range(5000)}
+    index = KeyIndex(table)
+    wanted = {3, 77, 200}
+    moved = index.take(table, wanted)
+    assert set(moved) <= wanted
+    for p, entries in moved.items():
+        assert all(partition_of(k) == p for k in entries)
+    taken = {k for entries in moved.values() for k in entries}
+    assert taken == {f"k{i}" for i in range(5000) if partition_of(f"k{i}") in wanted}
+    assert not taken & table.keys() and len(taken) + len(table) == 5000
+    assert index.take(table, wanted) == {}  # nothing twice
+    # the receiving side takes them in, and can hand them over again
+    other: dict[str, int] = {}
+    there = KeyIndex()
+    there.put(other, moved)
+    assert other == {k: int(k[1:]) for k in taken}
+    assert there.take(other, wanted) == moved and other == {}

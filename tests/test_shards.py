@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from datablox.dsl.compiler import compile_source
+from datablox.master.shardrun import MOVE_BATCH
 from tests.conftest import Cluster
 
 COUNT = 60_000
@@ -82,8 +83,9 @@ def test_moves_of_partitions_while_records_flow(
     shard = result.summary()["shards"]["counts"]
     # 128 + 128 after the scale-out; then ``moved`` from one to the other
     assert sorted(shard["partitions"].values()) == sorted([128 - moved, 128 + moved])
-    batches = -(-moved // 8)
-    assert len(shard["moves"]) == 16 + batches
+    # in batches of MOVE_BATCH partitions: 128 for the scale-out, then ``moved``
+    assert len(shard["moves"]) == -(-128 // MOVE_BATCH) + -(-moved // MOVE_BATCH)
+    assert all(m["partitions"] <= MOVE_BATCH for m in shard["moves"])
 
 
 @pytest.mark.parametrize("die", ["export", "import"])
