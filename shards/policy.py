@@ -98,7 +98,7 @@ class Settings:
     #: (measured CPU is never quite a whole core, nor is what is free)
     fit: float = 0.2
     #: rounds without a decision after the member count changed (new members warm up)
-    settle: int = 2
+    settle: int = 1
 
 
 @dataclass(frozen=True)
@@ -121,8 +121,6 @@ class PolicyState:
     streak: int = 0
     #: +1 growing, -1 shrinking, 0 steady
     direction: int = 0
-    #: the most members wanted during the current streak (a shrink goes no lower)
-    streak_peak: int = 0
     #: the member count of the last round (None: none yet), and the rounds still to
     #: wait after it changed
     seen: int | None = None
@@ -221,9 +219,8 @@ def decide(
     if direction < 0 and (inputs["busy"] >= settings.idle_busy or obs.backlog > 0):
         direction = 0  # members are well used, or behind: not the moment to shrink
     if direction != state.direction:
-        state.direction, state.streak, state.streak_peak = direction, 0, 0
+        state.direction, state.streak = direction, 0
     state.streak += 1
-    state.streak_peak = max(state.streak_peak, wanted)
     if direction == 0:
         return done(observed, "steady")
     if direction > 0:
@@ -241,5 +238,6 @@ def decide(
             observed, f"could shrink to {wanted}; waiting ({state.streak}/{settings.wait_in})"
         )
     state.streak = 0
-    target = state.streak_peak
-    return done(target, f"shrink to {target}: load has been low for {settings.wait_in} rounds")
+    # to what the load needs now: the first rounds of the streak may still have seen
+    # the tail of a burst
+    return done(wanted, f"shrink to {wanted}: load has been low for {settings.wait_in} rounds")

@@ -12,6 +12,7 @@ from datablox.shards.policy import (
     MemberLoad,
     Observation,
     PolicyState,
+    Settings,
     decide,
     offered,
     room,
@@ -162,8 +163,11 @@ def test_every_round_is_logged_with_its_inputs() -> None:
     assert first.inputs["arriving"] == 3000 and first.inputs["true_rate"] == 1000
     assert {"demand", "busy", "cpu_each", "free_cpu", "slots"} <= first.inputs.keys()
     assert first.reason == "grow to 4: 4 needed" and first.planned == 4
-    # the new members warm up for two rounds before their figures count
-    assert [d.reason for d in shard.state.log[1:]] == ["measuring 4 member(s)"] * 2 + ["steady"] * 2
+    # the new members warm up before their figures count
+    settle = Settings().settle
+    assert [d.reason for d in shard.state.log[1:]] == ["measuring 4 member(s)"] * settle + [
+        "steady"
+    ] * (4 - settle)
 
 
 def test_a_sender_held_back_by_a_full_queue_shows_its_demand() -> None:
@@ -188,3 +192,16 @@ def test_a_member_that_nearly_fits_in_the_free_cpu_fits() -> None:
     assert extra == 1
     extra, _ = room(obs, Budget({"n1": 0.5}, {"n1": 2}, 16))
     assert extra == 0
+
+
+def test_a_shrink_goes_to_what_the_last_rounds_wanted_not_the_tail_of_the_load() -> None:
+    """The first idle round still sees the end of the feed (3 wanted); five rounds later
+    only 1 is wanted: the shrink goes to 1 in one step, not to 3 and then again."""
+    shard = Simulated(capacity=1000, cpu_full=0.05, cores=2, limits=Limits(1, 12))
+    for t in range(15):
+        shard.second(float(t), 8000)
+    shard.second(15.0, 2000)
+    for t in range(16, 40):
+        shard.second(float(t), 0)
+    shrinks = [d.planned for d in shard.decisions if d.reason.startswith("shrink")]
+    assert shrinks == [1]
