@@ -206,6 +206,12 @@ class Element:
         """Send ``record`` on only the ``index``-th connection of ``port`` (routing)."""
         self._ctx.emit_to(port, index, record)
 
+    def emit_all(self, record: Record, port: str = "out") -> None:
+        """Send ``record`` on ``port`` and, where the port leads into a shard, to every
+        member of the shard (one copy each) instead of the one owning its key: for
+        news every member needs, such as "this dataset version is complete"."""
+        self._ctx.emit_all(port, record)
+
     def connections(self, port: str = "out") -> int:
         """How many connections leave push out-port ``port``."""
         return self._ctx.connections(port)
@@ -232,6 +238,13 @@ class Element:
     def log(self, message: str) -> None:
         """Write a line to the run log, prefixed with the element name."""
         self._ctx.log(self.name, message)
+
+    @classmethod
+    def instance_port(cls, port: Port, params: dict[str, Any]) -> Port:
+        """``port`` as an element with ``params`` has it: a class whose record fields
+        depend on its parameters (a join's key fields) returns them here, so the
+        checker can compare them with the other side of a connection."""
+        return port
 
     @classmethod
     def port(cls, name: str) -> Port | None:

@@ -177,6 +177,15 @@ class _Checker:
             )
         return None
 
+    def as_instance(self, ep: ir.Endpoint, port: Port) -> Port:
+        """The port as the element's parameters shape it (``Element.instance_port``)."""
+        i = self.by_name.get(ep.element)
+        cls = self.classes[i] if i is not None else None
+        if cls is None or i is None:
+            return port
+        params = {k: v for k, v in self.topo.elements[i].params.items() if isinstance(k, str)}
+        return cls.instance_port(port, params)
+
     # ---- connections --------------------------------------------------------
     def connections(self) -> list[tuple[int, str, str]]:
         """Check every connection; returns the push edges (connection id, from, to)."""
@@ -187,6 +196,7 @@ class _Checker:
             dst = self.port_of(("to", c), conn.dst, "in", conn.kind)
             if src is None or dst is None:
                 continue
+            src, dst = self.as_instance(conn.src, src), self.as_instance(conn.dst, dst)
             if self.link(c, conn, src, dst) and conn.kind == "push":
                 edges.append((c, conn.src.element, conn.dst.element))
             key = (conn.kind, str(conn.src), str(conn.dst))

@@ -109,6 +109,7 @@ def load(text: str, shown: str, real: str) -> Program:
     real = os.path.normpath(real)
     loader.loaded.add(real)
     loader.visit(module, real, [real])
+    _add_builtin_groups(program)
     if not module.topologies:
         program.diagnostics.append(
             error(
@@ -127,3 +128,20 @@ def load(text: str, shown: str, real: str) -> Program:
             )
         )
     return program
+
+
+#: Groups every topology can use without an import (a group of the same name in the
+#: user's files takes precedence).
+BUILTIN_GROUPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "join.topo")
+
+
+def _add_builtin_groups(program: Program) -> None:
+    shown = "<datablox>/join.topo"
+    text, _ = read_text(BUILTIN_GROUPS, shown)
+    module, diags = parse(text, shown)
+    if module is None:  # a broken installation: say so rather than fail later
+        program.diagnostics.extend(diags)
+        return
+    program.sources[shown] = text
+    for group in module.groups:
+        program.groups.setdefault(group.name.text, group)

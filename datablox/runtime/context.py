@@ -146,6 +146,19 @@ class ElementContext:
         out.emitted += 1
         link.append(record)
 
+    def emit_all(self, port: str, record: Any) -> None:
+        """``record`` to every connection of ``port`` and, behind a connection into a
+        shard, to every member of it (after what was emitted before)."""
+        out = self._out(port)
+        out.flush()
+        out.emitted += 1
+        for link in out.links:
+            broadcast = getattr(link, "broadcast", None)
+            if broadcast is not None:
+                broadcast(record)
+            else:
+                link.append(record)
+
     def connections(self, port: str) -> int:
         return len(self._out(port).links)
 

@@ -37,6 +37,8 @@ POOL_BATCH = 128
 #: Kernel socket buffer (bytes) at each end of a connection into a pool member.
 POOL_SOCKBUF = 8 * 1024
 
+#: The partition of a held record that goes to every member (``broadcast``).
+BROADCAST = -1
 #: Waits, serving the process, until the condition holds.
 WaitUntil = Callable[[Callable[[], bool]], Any]
 
@@ -65,6 +67,11 @@ class ShardLink:
 
     def extend(self, records: list[Any]) -> None:
         raise NotImplementedError
+
+    def broadcast(self, record: Any) -> None:
+        """``record`` to every member, after what was sent to each before."""
+        for link in self.members.values():
+            link.append(record)
 
     def physical(self) -> list[RemoteLink]:
         return list(self.members.values())
@@ -154,14 +161,30 @@ class KeyedLink(ShardLink):
                 link.marker(move)
         return old
 
+    def broadcast(self, record: Any) -> None:
+        """To every member; while partitions are paused it waits behind their held records
+        (their new owner must get it after them)."""
+        if self.paused:
+            self.held.append((BROADCAST, record))
+        else:
+            super().broadcast(record)
+
     def switch(self, owners: Sequence[int], version: int) -> None:
         """The new table is in force: held records go to their new owners, in order."""
         self.owners = list(owners)
         self.version = version
         held, self.held = self.held, []
         self.paused = set()
-        if held:
-            self.extend([record for _, record in held])
+        run: list[Any] = []
+        for partition, record in held:
+            if partition == BROADCAST:
+                self.extend(run)
+                run = []
+                super().broadcast(record)
+            else:
+                run.append(record)
+        if run:
+            self.extend(run)
 
     def close(self) -> None:
         if self.paused:

@@ -1,0 +1,555 @@
+"""The JOIN family: enrich a stream from a dataset, partitioned over a keyed shard.
+
+Four roles, wired by the built-in group ``Join`` (``datablox/dsl/lib/join.topo``):
+
+- :class:`Enrichment` reads the dataset (a JSON-lines or CSV file, re-read
+  when it changes; rows another element pushes; or the answer to a query),
+  and sends each row, tagged with its dataset version, to the JOIN member
+  owning its partition; after the last row of a version it tells every
+  member that the version is complete (one copy to each member).
+- :class:`PreJoin` receives the stream and hands it to the JOIN members,
+  routed by the partition of its join fields.
+- :class:`JoinMember` (the JOIN, a keyed shard) holds its partitions of the
+  dataset and enriches each stream record from the newest complete version.
+- :class:`PostJoin` receives the enriched stream from every member.
+
+Both sides are partitioned by the *stream's* field names: ENRICHMENT copies a
+row's join values under them, so a row and the stream records it matches fall
+in the same partition whatever each side calls its fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import orjson
+
+from datablox.element import MISSING, Element, Record, Source, key_value
+from datablox.elements._support import Rejects, iter_json_lines
+from datablox.errors import ParameterError, QueryError, QueryTimeout
+from datablox.partition import KeyIndex, partition_of
+from datablox.ports import Param, Port, push_in, push_out, query_in, query_out
+
+__all__ = ["Enrichment", "EnrichmentRows", "JoinMember", "PostJoin", "PreJoin", "join_fields"]
+
+#: ``key=``/``dataset_key=`` take one field (a dotted path reaches into nested maps) or a list.
+FIELDS = Param("key", "any", doc="the stream's join field, or a list of them")
+
+
+def join_fields(value: Any, what: str) -> list[str]:
+    """A join parameter as a list of field paths; ParameterError when it is not one."""
+    fields = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(fields, list)
+        or not fields
+        or not all(isinstance(f, str) and f for f in fields)
+    ):
+        raise ParameterError(
+            f"{what} must be a field name or a non-empty list of field names, got {value!r}",
+            what,
+        )
+    return list(fields)
+
+
+def dataset_record(
+    row: dict[str, Any], version: int, on: list[str], dataset_on: list[str]
+) -> dict[str, Any] | None:
+    """A dataset row as sent to the JOIN: its join values under the stream's field names
+    (so it routes like the stream records it matches), the version and the row.
+    None when the row lacks a join field."""
+    values = key_value(row, dataset_on)
+    if values is MISSING:
+        return None
+    record: dict[str, Any] = {"version": version, "row": row}
+    if len(on) == 1:
+        record[on[0]] = values
+    else:
+        for name, value in zip(on, values):
+            record[name] = value
+    return record
+
+
+def version_end(version: int, rows: int) -> dict[str, Any]:
+    """The record that tells every JOIN member that ``version`` is complete."""
+    return {"version": version, "end": True, "rows": rows}
+
+
+# ---- ENRICHMENT ------------------------------------------------------------------------
+
+
+class Enrichment(Source):
+    """ENRICHMENT: read the dataset and send its rows, by partition, to the JOIN members.
+
+    Ports:
+        out (push out): tagged rows and end-of-version records, to the JOIN's ``dataset``.
+        stream (query out): asks PREJOIN whether the stream has ended (when watching).
+        fetch (query out): with ``source="query"``, asks for the dataset; the answer
+            is a list of rows.
+
+    Parameters:
+        source (str, "file"): "file" (read ``path``) or "query" (ask on ``fetch``).
+        path (path|null): a JSON-lines (``.jsonl``/``.json``) or CSV file.
+        key, dataset_key: the stream's and the dataset's join fields.
+        watch (number, 0): seconds between checks for a changed file (or a new
+            answer); each change is a new dataset version. 0 reads once.
+
+    Bad input: a row without the join fields, or a malformed line, goes to the
+    dead letters with its file and line.
+    """
+
+    ports = (
+        push_out("out", doc="tagged dataset rows, to the JOIN"),
+        query_out("stream", doc="asks PREJOIN whether the stream has ended"),
+        query_out("fetch", doc="asks for the dataset (source='query')"),
+    )
+    params = (
+        Param("source", "str", "file", choices=("file", "query")),
+        Param("path", "path|null", None, doc="the dataset file (JSON lines or CSV)"),
+        FIELDS,
+        Param("dataset_key", "any", doc="the dataset's join field, or a list of them"),
+        Param("watch", "number", 0.0, doc="seconds between checks for a new version; 0: once"),
+    )
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.source = params["source"]
+        self.path = params["path"]
+        self.on = join_fields(params["key"], "key")
+        self.dataset_on = join_fields(params["dataset_key"], "dataset_key")
+        if len(self.on) != len(self.dataset_on):
+            raise ParameterError(
+                f"key has {len(self.on)} field(s) and dataset_key {len(self.dataset_on)}; "
+                "they are compared pairwise",
+                "dataset_key",
+            )
+        if self.source == "file" and not self.path:
+            raise ParameterError("Enrichment: source='file' needs path", "path")
+        if self.source == "file" and not os.path.isfile(self.path):
+            raise ParameterError(f"Enrichment: dataset file '{self.path}' does not exist", "path")
+        self.watch = float(params["watch"])
+        #: the version being (or last) sent, what it was read from, the rows of it sent
+        #: so far and whether its end went out: a restore resumes exactly there
+        self.version = 0
+        self.stamp: Any = None
+        self.sent = 0
+        self.complete = True
+        self.reject = Rejects(self)
+
+    def snapshot(self) -> Any:
+        return {
+            "version": self.version,
+            "stamp": self.stamp,
+            "sent": self.sent,
+            "complete": self.complete,
+        }
+
+    def restore(self, state: Any) -> None:
+        self.version, self.stamp = int(state["version"]), state["stamp"]
+        self.sent, self.complete = int(state["sent"]), bool(state["complete"])
+
+    def generate(self) -> Iterator[Record | None]:
+        while True:
+            rows, stamp = self._read()
+            if stamp != self.stamp or not self.complete:
+                skip = 0
+                if stamp == self.stamp:
+                    skip = self.sent  # restored in the middle of this version: go on
+                else:
+                    self.version, self.stamp, self.sent = self.version + 1, stamp, 0
+                self.complete = False
+                yield from self._send(rows, skip)
+                self.complete = True
+                self.emit_all(version_end(self.version, self.sent))
+                self.log(f"dataset version {self.version}: {self.sent:,} rows")
+            if self.watch <= 0 or self._stream_ended():
+                return
+            self.wait(self.watch)
+            yield None
+
+    def _send(self, rows: list[tuple[Any, dict[str, Any]]], skip: int) -> Iterator[Record]:
+        n = 0
+        for row, context in rows:
+            record = (
+                dataset_record(row, self.version, self.on, self.dataset_on)
+                if isinstance(row, dict)
+                else None
+            )
+            if record is None:
+                if n >= skip:
+                    self.reject(row, self._no_fields(), **context)
+                continue
+            n += 1
+            if n <= skip:
+                continue
+            self.sent = n
+            yield record
+
+    def _no_fields(self) -> str:
+        return f"dataset row has no join field {', '.join(self.dataset_on)}"
+
+    def _read(self) -> tuple[list[tuple[Any, dict[str, Any]]], Any]:
+        """The dataset's rows (with where each came from) and a stamp that changes with it."""
+        if self.source == "query":
+            rows = self.ask({"dataset": True}, port="fetch", timeout=60.0)
+            if not isinstance(rows, list):
+                raise ValueError(f"the dataset query answered {type(rows).__name__}, not a list")
+            return [(row, {"row": i}) for i, row in enumerate(rows)], zlib.crc32(
+                orjson.dumps(rows, option=orjson.OPT_SORT_KEYS)
+            )
+        st = os.stat(self.path)
+        stamp = [st.st_mtime_ns, st.st_size]
+        if stamp == self.stamp and self.complete:
+            return [], stamp  # unchanged: not read again
+        found: list[tuple[Any, dict[str, Any]]] = []
+        if self.path.endswith(".csv"):
+            with open(self.path, newline="", encoding="utf-8") as fh:
+                for lineno, row in enumerate(csv.DictReader(fh), 2):
+                    found.append((dict(row), {"file": self.path, "line": lineno}))
+            return found, stamp
+        for lineno, raw, obj, error in iter_json_lines(self.path):
+            if error is not None:
+                self.reject(raw, error, file=self.path, line=lineno)
+            else:
+                found.append((obj, {"file": self.path, "line": lineno}))
+        return found, stamp
+
+    def _stream_ended(self) -> bool:
+        try:
+            return bool(self.ask({"ended": True}, port="stream", timeout=10.0))
+        except (QueryError, QueryTimeout):
+            return True
+
+
+class EnrichmentRows(Element):
+    """ENRICHMENT for a dataset another element pushes: everything that arrives on ``rows``
+    is one version, complete when the rows' inputs end.
+
+    Ports: rows (push in): dataset rows. out (push out): tagged rows, to the JOIN.
+    Parameters: key, dataset_key (as :class:`Enrichment`).
+    Bad input: a row without the join fields goes to the dead letters.
+    """
+
+    ports = (push_in("rows", doc="dataset rows"), push_out("out", doc="tagged rows"))
+    params = (FIELDS, Param("dataset_key", "any", doc="the dataset's join field(s)"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.on = join_fields(params["key"], "key")
+        self.dataset_on = join_fields(params["dataset_key"], "dataset_key")
+        self.sent = 0
+        self.reject = Rejects(self)
+
+    def on_batch(self, port: str, records: list[Record]) -> None:
+        out = []
+        for row in records:
+            record = (
+                dataset_record(row, 1, self.on, self.dataset_on) if isinstance(row, dict) else None
+            )
+            if record is None:
+                self.reject(
+                    row, f"dataset row has no join field {', '.join(self.dataset_on)}", port=port
+                )
+                continue
+            out.append(record)
+        self.sent += len(out)
+        self.emit_many(out)
+
+    def snapshot(self) -> Any:
+        return self.sent
+
+    def restore(self, state: Any) -> None:
+        self.sent = int(state)
+
+    def on_finish(self) -> None:
+        self.emit_all(version_end(1, self.sent))
+        self.log(f"dataset: {self.sent:,} rows")
+
+
+# ---- PREJOIN and POSTJOIN --------------------------------------------------------------
+
+
+class PreJoin(Element):
+    """PREJOIN: receive the stream and hand it to the JOIN members by partition.
+
+    Ports:
+        in (push in): the stream; out (push out): to the JOIN's ``in``.
+        state (query in): answers whether the stream has ended (asked by ENRICHMENT).
+    Parameters: key: the stream's join field(s).
+    Bad input: a record without a join field goes to the dead letters (it has no
+    partition, so no JOIN could take it).
+    """
+
+    ports = (
+        push_in("in", doc="the stream"),
+        push_out("out", doc="to the JOIN"),
+        query_in("state", doc="-> true once the stream has ended"),
+    )
+    params = (FIELDS,)
+    plain_records = True
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.on = join_fields(params["key"], "key")
+        self.ended = False
+        self.reject = Rejects(self)
+
+    @classmethod
+    def instance_port(cls, port: Port, params: dict[str, Any]) -> Port:
+        if port.name != "in":
+            return port
+        try:
+            fields = join_fields(params.get("key"), "key")
+        except ParameterError:
+            return port
+        return Port(
+            port.name, port.kind, port.direction, {f.split(".")[0]: "any" for f in fields}, port.doc
+        )
+
+    def on_batch(self, port: str, records: list[Record]) -> None:
+        on = self.on
+        good = []
+        for record in records:
+            if key_value(record, on) is MISSING:
+                self.reject(record, f"record has no join field {', '.join(on)}", port=port)
+            else:
+                good.append(record)
+        self.emit_many(good)
+
+    def on_end(self, port: str) -> None:
+        self.ended = True
+
+    def on_query(self, port: str, request: Any) -> Any:
+        return self.ended
+
+
+class PostJoin(Element):
+    """POSTJOIN: receive the enriched stream from every JOIN member and pass it on.
+
+    Ports: in (push in): from the JOIN members; out (push out): the enriched stream.
+    Counts the records of each dataset version (logged at the end).
+    Parameters: version_into (str, "dataset_version"): the field naming the version.
+    """
+
+    ports = (push_in("in", doc="from the JOIN"), push_out("out", doc="the enriched stream"))
+    params = (Param("version_into", "str", "dataset_version"),)
+    plain_records = True
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.field = params["version_into"]
+        self.by_version: dict[Any, int] = {}
+
+    def on_batch(self, port: str, records: list[Record]) -> None:
+        counts, field = self.by_version, self.field
+        for r in records:
+            v = r.get(field) if isinstance(r, dict) else None
+            counts[v] = counts.get(v, 0) + 1
+        self.emit_many(records)
+
+    def snapshot(self) -> Any:
+        return self.by_version
+
+    def restore(self, state: Any) -> None:
+        self.by_version = state
+
+    def on_finish(self) -> None:
+        if self.by_version:
+            parts = ", ".join(
+                f"version {v}: {n:,}" for v, n in sorted(self.by_version.items(), key=str)
+            )
+            self.log(f"enriched records by dataset version: {parts}")
+
+
+# ---- JOIN --------------------------------------------------------------------------------
+
+
+class Generation:
+    """One dataset version's rows at a member: join value -> rows, indexed by partition."""
+
+    __slots__ = ("index", "rows")
+
+    def __init__(self) -> None:
+        self.rows: dict[Any, list[dict[str, Any]]] = {}
+        self.index = KeyIndex()
+
+    def add(self, key: Any, row: dict[str, Any]) -> None:
+        found = self.rows.get(key)
+        if found is None:
+            self.rows[key] = [row]
+            self.index.add(key)
+        else:
+            found.append(row)
+
+
+class JoinMember(Element):
+    """JOIN: enrich each stream record with the matching rows of the newest complete dataset
+    version (a keyed shard over the stream's join fields).
+
+    Ports:
+        in (push in): the stream, from PREJOIN.
+        dataset (push in): tagged rows and end-of-version records, from ENRICHMENT.
+        out (push out): the enriched stream, to POSTJOIN.
+
+    Parameters:
+        key: the stream's join field(s) (the shard key).
+        kind (str, "inner"): "inner" (records without a match are dropped, and
+            counted) or "left" (they go on with no match).
+        many (str, "each"): with several matching rows, "each" emits one record
+            per row, "list" one record with the list of rows.
+        into (str, "match"): the field that receives the row (or the list).
+        version_into (str, "dataset_version"): the field that says which dataset
+            version enriched the record.
+
+    Stream records that arrive before the first version is complete wait (in the
+    member's state) until it is. A version becomes current at a member when its
+    end record arrives, after all of that member's rows of it; from then on every
+    record it enriches says that version, and older versions are dropped.
+    """
+
+    ports = (
+        push_in("in", doc="the stream"),
+        push_in("dataset", doc="tagged dataset rows"),
+        push_out("out", doc="the enriched stream"),
+    )
+    params = (
+        FIELDS,
+        Param("kind", "str", "inner", choices=("inner", "left")),
+        Param("many", "str", "each", choices=("each", "list")),
+        Param("into", "str", "match", doc="field receiving the matching row(s)"),
+        Param("version_into", "str", "dataset_version"),
+    )
+    state_key_param = "key"
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.on = join_fields(params["key"], "key")
+        self.left = params["kind"] == "left"
+        self.each = params["many"] == "each"
+        self.into = params["into"]
+        self.version_into = params["version_into"]
+        self.gens: dict[int, Generation] = {}
+        self.current: int | None = None
+        #: stream records that came before any version was complete
+        self.waiting: list[Record] = []
+        self.unmatched = 0
+
+    # ---- records ---------------------------------------------------------------------
+    def on_batch(self, port: str, records: list[Record]) -> None:
+        if port == "dataset":
+            self._dataset(records)
+        elif self.current is None:
+            self.waiting.extend(records)
+        else:
+            if self.waiting:  # taken in with moved partitions: they came first
+                waiting, self.waiting = self.waiting, []
+                self._enrich(waiting)
+            self._enrich(records)
+
+    def _dataset(self, records: list[Record]) -> None:
+        on = self.on
+        for r in records:
+            version = int(r["version"])
+            if r.get("end"):
+                self._complete(version)
+                continue
+            if self.current is not None and version <= self.current:
+                continue  # a version already replaced (replayed after a restore)
+            gen = self.gens.get(version)
+            if gen is None:
+                gen = self.gens[version] = Generation()
+            gen.add(key_value(r, on), r["row"])
+
+    def _complete(self, version: int, enrich: bool = True) -> None:
+        if self.current is not None and version <= self.current:
+            return
+        self.current = version
+        self.gens.setdefault(version, Generation())
+        for old in [v for v in self.gens if v < version]:
+            del self.gens[old]
+        if self.waiting and enrich:
+            waiting, self.waiting = self.waiting, []
+            self._enrich(waiting)
+
+    def _enrich(self, records: list[Record]) -> None:
+        assert self.current is not None
+        rows_of = self.gens[self.current].rows
+        on, into, tag, version = self.on, self.into, self.version_into, self.current
+        out: list[Record] = []
+        for r in records:
+            rows = rows_of.get(key_value(r, on))
+            if not rows:
+                if self.left:
+                    out.append({**r, into: None if self.each else [], tag: version})
+                else:
+                    self.unmatched += 1
+            elif self.each:
+                out.extend({**r, into: row, tag: version} for row in rows)
+            else:
+                out.append({**r, into: list(rows), tag: version})
+        self.emit_many(out)
+
+    def on_finish(self) -> None:
+        if self.waiting and self.current is not None:
+            waiting, self.waiting = self.waiting, []
+            self._enrich(waiting)
+        if self.waiting:
+            # the stream ended before any dataset version was complete
+            for r in self.waiting:
+                self.dead_letter(r, "no dataset version was complete when the stream ended")
+            self.waiting = []
+        if self.unmatched:
+            self.log(f"{self.unmatched:,} record(s) matched no dataset row (inner join)")
+
+    # ---- state -----------------------------------------------------------------------
+    def snapshot(self) -> Any:
+        return {
+            "current": self.current,
+            "gens": {v: g.rows for v, g in self.gens.items()},
+            "waiting": self.waiting,
+            "unmatched": self.unmatched,
+        }
+
+    def restore(self, state: Any) -> None:
+        self.current = state["current"]
+        self.gens = {}
+        for v, rows in state["gens"].items():
+            gen = self.gens[v] = Generation()
+            gen.rows = rows
+            gen.index = KeyIndex(rows)
+        self.waiting = state["waiting"]
+        self.unmatched = state["unmatched"]
+
+    def export_partitions(
+        self, partitions: frozenset[int], partition_of: Callable[[Any], int]
+    ) -> Any:
+        on = self.on
+        moving = [r for r in self.waiting if partition_of(key_value(r, on)) in partitions]
+        if moving:
+            self.waiting = [
+                r for r in self.waiting if partition_of(key_value(r, on)) not in partitions
+            ]
+        return {
+            "current": self.current,
+            "gens": {v: g.index.take(g.rows, partitions) for v, g in self.gens.items()},
+            "waiting": moving,
+        }
+
+    def import_partitions(self, state: Any) -> None:
+        for v, parts in state["gens"].items():
+            gen = self.gens.get(v)
+            if gen is None:
+                gen = self.gens[v] = Generation()
+            gen.index.put(gen.rows, parts)
+        self.waiting.extend(state["waiting"])
+        current = state["current"]
+        if current is not None:
+            # what waited here is enriched with the next stream records, before them
+            self._complete(current, enrich=False)
+
+    def member_cost(self) -> int | None:
+        held = sum(len(g.rows) for g in self.gens.values())
+        return min(5, held // 100_000)
+
+
+def partition_of_record(record: Record, on: list[str]) -> int:
+    """The partition of a stream record (for tests and tools)."""
+    return partition_of(key_value(record, on))
