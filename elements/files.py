@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,6 +32,8 @@ class JsonLinesSource(Source):
     Parameters:
         path (str, required): a file, or a glob such as ``"data/*.jsonl"``
             (``**`` recurses); matching files are read in sorted order.
+        rate (number, null): records per second at most (null: as fast as it can),
+            to replay a file at a pace.
 
     Bad input: blank lines are skipped. A malformed line, or a line holding a
     JSON value that is not an object, goes to the dead letters as its raw text
@@ -42,19 +45,46 @@ class JsonLinesSource(Source):
 
     plain_records = True  # builds records from plain values, or passes them on
     ports = (push_out("out"),)
-    params = (Param("path", "path", doc="a JSON-lines file or a glob of them"),)
+    params = (
+        Param("path", "path", doc="a JSON-lines file or a glob of them"),
+        Param("rate", "number|null", None, doc="records per second at most"),
+    )
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.files = resolve_files("JsonLinesSource", params["path"])
+        rate = params["rate"]
+        if rate is not None and rate <= 0:
+            raise ParameterError("JsonLinesSource: rate must be more than 0", "rate")
+        self.interval = 0.0 if rate is None else 1.0 / float(rate)
+        #: records emitted so far: a restore goes on after them (reading, not pacing, the
+        #: ones before)
+        self.done = 0
         self.reject = Rejects(self)
 
+    def snapshot(self) -> Any:
+        return self.done
+
+    def restore(self, state: Any) -> None:
+        self.done = int(state)
+
     def generate(self) -> Iterator[Record | None]:
+        skip, seen = self.done, 0
+        start = time.monotonic()
         for path in self.files:
             for lineno, raw, obj, error in iter_json_lines(path):
-                if error is None:
-                    yield obj
-                else:
-                    self.reject(raw, error, file=path, line=lineno)
+                if error is not None:
+                    if seen >= skip:
+                        self.reject(raw, error, file=path, line=lineno)
+                    continue
+                seen += 1
+                if seen <= skip:
+                    continue
+                if self.interval:
+                    ahead = start + (seen - skip - 1) * self.interval - time.monotonic()
+                    if ahead > 0.001:
+                        self.wait(ahead)
+                self.done = seen
+                yield obj
 
 
 _dumps = orjson.dumps

@@ -31,11 +31,20 @@ import orjson
 from datablox.element import MISSING, Element, Record, Source, key_value
 from datablox.elements._support import Rejects, iter_json_lines
 from datablox.errors import ParameterError, QueryError, QueryTimeout
-from datablox.partition import KeyIndex, partition_of
+from datablox.partition import KeyIndex
 from datablox.ports import Param, Port, push_in, push_out, query_in, query_out
 
-__all__ = ["Enrichment", "EnrichmentRows", "JoinMember", "PostJoin", "PreJoin", "join_fields"]
+__all__ = [
+    "Enrichment",
+    "EnrichmentRows",
+    "JoinMember",
+    "PostJoin",
+    "PreJoin",
+    "join_fields",
+]
 
+#: The field of a record PREJOIN wraps when it routes it under other field names.
+ROUTED = "$record"
 #: ``key=``/``dataset_key=`` take one field (a dotted path reaches into nested maps) or a list.
 FIELDS = Param("key", "any", doc="the stream's join field, or a list of them")
 
@@ -92,13 +101,16 @@ class Enrichment(Source):
 
     Parameters:
         source (str, "file"): "file" (read ``path``) or "query" (ask on ``fetch``).
-        path (path|null): a JSON-lines (``.jsonl``/``.json``) or CSV file.
-        key, dataset_key: the stream's and the dataset's join fields.
-        watch (number, 0): seconds between checks for a changed file (or a new
+        path (path|null, null): a JSON-lines file, or CSV when the name ends in ``.csv``
+            (CSV values are strings).
+        key (str or list, required): the stream's join field(s).
+        dataset_key (str or list, required): the dataset's join field(s), compared
+            pairwise with ``key``.
+        watch (number, 0): seconds between checks for a changed file (or a different
             answer); each change is a new dataset version. 0 reads once.
 
     Bad input: a row without the join fields, or a malformed line, goes to the
-    dead letters with its file and line.
+    dead letters with its file and line. A missing file stops the element at start.
     """
 
     ports = (
@@ -224,11 +236,17 @@ class Enrichment(Source):
 
 
 class EnrichmentRows(Element):
-    """ENRICHMENT for a dataset another element pushes: everything that arrives on ``rows``
-    is one version, complete when the rows' inputs end.
+    """ENRICHMENT for a dataset another element pushes: all that arrives on ``rows`` is one
+    version, complete when the rows' inputs end.
 
-    Ports: rows (push in): dataset rows. out (push out): tagged rows, to the JOIN.
-    Parameters: key, dataset_key (as :class:`Enrichment`).
+    Ports:
+        rows (push in): dataset rows.
+        out (push out): tagged rows and the end-of-version record, to the JOIN.
+
+    Parameters:
+        key (str or list, required): the stream's join field(s).
+        dataset_key (str or list, required): the dataset's join field(s).
+
     Bad input: a row without the join fields goes to the dead letters.
     """
 
@@ -274,9 +292,16 @@ class PreJoin(Element):
     """PREJOIN: receive the stream and hand it to the JOIN members by partition.
 
     Ports:
-        in (push in): the stream; out (push out): to the JOIN's ``in``.
-        state (query in): answers whether the stream has ended (asked by ENRICHMENT).
-    Parameters: key: the stream's join field(s).
+        in (push in): the stream.
+        out (push out): to the JOIN (routed by the partition of the join fields).
+        state (query in): answers true once the stream has ended (asked by ENRICHMENT).
+
+    Parameters:
+        key (str or list, required): the stream's join field(s).
+        route_as (str or list, null): route under these names instead (the JOIN's
+            key, when this stream names its fields differently): each record goes on
+            wrapped as ``{names..., "$record": record}``.
+
     Bad input: a record without a join field goes to the dead letters (it has no
     partition, so no JOIN could take it).
     """
@@ -286,11 +311,28 @@ class PreJoin(Element):
         push_out("out", doc="to the JOIN"),
         query_in("state", doc="-> true once the stream has ended"),
     )
-    params = (FIELDS,)
+    params = (
+        FIELDS,
+        Param(
+            "route_as",
+            "any",
+            None,
+            doc="route under these field names (the JOIN's key) instead: the record is "
+            "wrapped as {names..., '$record': record}",
+        ),
+    )
     plain_records = True
 
     def on_start(self, params: dict[str, Any]) -> None:
-        self.on = join_fields(params["key"], "key")
+        # without a key of its own it routes by the fields it routes as
+        self.on = join_fields(
+            params["key"] if params["key"] is not None else params["route_as"], "key"
+        )
+        self.route_as = (
+            None if params["route_as"] is None else join_fields(params["route_as"], "route_as")
+        )
+        if self.route_as is not None and len(self.route_as) != len(self.on):
+            raise ParameterError("route_as needs as many field names as key", "route_as")
         self.ended = False
         self.reject = Rejects(self)
 
@@ -299,7 +341,7 @@ class PreJoin(Element):
         if port.name != "in":
             return port
         try:
-            fields = join_fields(params.get("key"), "key")
+            fields = join_fields(params.get("key") or params.get("route_as"), "key")
         except ParameterError:
             return port
         return Port(
@@ -307,13 +349,17 @@ class PreJoin(Element):
         )
 
     def on_batch(self, port: str, records: list[Record]) -> None:
-        on = self.on
+        on, names = self.on, self.route_as
         good = []
         for record in records:
-            if key_value(record, on) is MISSING:
+            value = key_value(record, on)
+            if value is MISSING:
                 self.reject(record, f"record has no join field {', '.join(on)}", port=port)
-            else:
+            elif names is None:
                 good.append(record)
+            else:
+                values = (value,) if len(names) == 1 else value
+                good.append({**dict(zip(names, values)), ROUTED: record})
         self.emit_many(good)
 
     def on_end(self, port: str) -> None:
@@ -326,9 +372,15 @@ class PreJoin(Element):
 class PostJoin(Element):
     """POSTJOIN: receive the enriched stream from every JOIN member and pass it on.
 
-    Ports: in (push in): from the JOIN members; out (push out): the enriched stream.
-    Counts the records of each dataset version (logged at the end).
-    Parameters: version_into (str, "dataset_version"): the field naming the version.
+    Ports:
+        in (push in): from the JOIN members.
+        out (push out): the enriched stream.
+
+    Parameters:
+        version_into (str, "dataset_version"): the field naming the dataset version
+            (the records of each version are counted and logged at the end).
+
+    Bad input: none; records pass unchanged.
     """
 
     ports = (push_in("in", doc="from the JOIN"), push_out("out", doc="the enriched stream"))
@@ -353,7 +405,7 @@ class PostJoin(Element):
         self.by_version = state
 
     def on_finish(self) -> None:
-        if self.by_version:
+        if any(v is not None for v in self.by_version):
             parts = ", ".join(
                 f"version {v}: {n:,}" for v, n in sorted(self.by_version.items(), key=str)
             )
@@ -391,9 +443,9 @@ class JoinMember(Element):
         out (push out): the enriched stream, to POSTJOIN.
 
     Parameters:
-        key: the stream's join field(s) (the shard key).
-        kind (str, "inner"): "inner" (records without a match are dropped, and
-            counted) or "left" (they go on with no match).
+        key (str or list, required): the stream's join field(s); the shard key.
+        kind (str, "inner"): "inner" (a record without a match is dropped, and
+            counted in the log) or "left" (it goes on with no match).
         many (str, "each"): with several matching rows, "each" emits one record
             per row, "list" one record with the list of rows.
         into (str, "match"): the field that receives the row (or the list).
@@ -404,6 +456,9 @@ class JoinMember(Element):
     member's state) until it is. A version becomes current at a member when its
     end record arrives, after all of that member's rows of it; from then on every
     record it enriches says that version, and older versions are dropped.
+
+    Bad input: stream records still waiting when the stream ends with no dataset
+    version complete go to the dead letters.
     """
 
     ports = (
@@ -548,8 +603,3 @@ class JoinMember(Element):
     def member_cost(self) -> int | None:
         held = sum(len(g.rows) for g in self.gens.values())
         return min(5, held // 100_000)
-
-
-def partition_of_record(record: Record, on: list[str]) -> int:
-    """The partition of a stream record (for tests and tools)."""
-    return partition_of(key_value(record, on))

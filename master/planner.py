@@ -155,7 +155,7 @@ def plan(
                 if per_node.get(node_of[a], 0) > slots[node_of[a]]:
                     groups.union(a, b)
     processes = [
-        ProcessPlan(f"p{i}-{g[0].replace('/', '.')}", node_of[g[0]], g)
+        ProcessPlan(process_name(i, g[0]), node_of[g[0]], g)
         for i, g in enumerate(groups.groups(names))
     ]
     count: dict[str, int] = {}
@@ -168,3 +168,9 @@ def plan(
                 "they share its CPUs (set --slots, or let --fusion auto fuse chains)"
             )
     return Plan(processes, notices)
+
+
+def process_name(number: int, element: str) -> str:
+    """The name of process ``number`` whose first element is ``element`` (a file name:
+    a group's '/' becomes '.')."""
+    return f"p{number}-{element.replace('/', '.')}"

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from datablox.errors import RunError
+from datablox.master.planner import process_name
 from datablox.shards.layout import Layout, member_name
 from datablox.shards.policy import (
     Budget,
@@ -405,7 +406,7 @@ class ShardController:
         member = self.layout.add_member(name)
         entry = self.layout.member_entry(name, member)
         node = next(iter(run.master.nodes))
-        process = f"p{len(st.processes)}-{entry['name']}"
+        process = process_name(len(st.processes), entry["name"])
         st.add_process(process, node, entry)
         self.spawned[process] = entry["name"]
         # the routers learn of it once it runs; until then the run's connections

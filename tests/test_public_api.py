@@ -119,6 +119,12 @@ def test_every_registered_class_documents_its_ports_and_parameters(name: str) ->
 
 BUILT_IN = ["Count", "CsvSource", "Director", "FileCrawler", "Filter", "Generate"]
 BUILT_IN += [
+    "Enrichment",
+    "EnrichmentRows",
+    "JoinMember",
+    "PostJoin",
+    "PreJoin",
+    "WindowJoinMember",
     "JsonLinesSink",
     "JsonLinesSource",
     "KeyCount",
