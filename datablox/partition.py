@@ -52,8 +52,8 @@ class KeyIndex:
     """The keys of a keyed state by partition, kept up as keys are added.
 
     Handing over a few partitions then costs what they hold, not a scan of the
-    whole state: a member holding a million keys exports 4 partitions of them
-    in the time those ~16,000 keys take.
+    whole state: a member holding a million keys exports 2 partitions of them
+    in the time those ~8,000 keys take.
     """
 
     __slots__ = ("parts",)

@@ -52,7 +52,7 @@ Waiting = Generator[Callable[[], bool], None, None]
 #: seconds over which the shard's throughput is measured for the timeline
 RATE_WINDOW = 2.0
 #: partitions moved per step (Megaphone: small batches keep each pause short)
-MOVE_BATCH = 4
+MOVE_BATCH = 2
 
 
 @dataclass(frozen=True)
