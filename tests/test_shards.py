@@ -147,7 +147,7 @@ def test_a_pool_grows_and_shrinks_without_losing_a_record(cluster: Cluster, tmp_
         tmp_path,
         f"""
         topology pool {{
-            element src = Generate(count=40000, rate=10000, keys=10)
+            element src = Generate(count=40000, rate=8000, keys=10)
             element work = Map(set={{"double": "id * 2"}}) shard(min=1, max=4)
             element out = JsonLinesSink(path="{out}")
             src.out -> work.in
@@ -159,7 +159,7 @@ def test_a_pool_grows_and_shrinks_without_losing_a_record(cluster: Cluster, tmp_
         tradecraft,
         autoscale=False,
         fusion="off",
-        reshard=["work:members=3@5000", "work:members=1@25000"],
+        reshard=["work:members=3@5000", "work:members=1@15000"],
     )
     assert result.exit_code == 0, result.problems
     rows = read(out)
