@@ -14,19 +14,10 @@ import pytest
 from datablox.dsl.compiler import compile_source
 from datablox.errors import TopologyError
 from tests.conftest import Cluster
+from tests.test_shards import compiled, read
 
 COUNT = 30_000
 KEYS = 400
-
-
-def compiled(tmp_path: Path, text: str) -> dict[str, Any]:
-    path = tmp_path / "t.topo"
-    path.write_text(text)
-    return compile_source(text, str(path)).tradecraft
-
-
-def read(path: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
 def dataset(version: int = 1) -> list[dict[str, Any]]:
