@@ -2,7 +2,7 @@
 
 Four roles, wired by the built-in group ``Join`` (``datablox/dsl/lib/join.topo``):
 
-- :class:`Enrichment` reads the dataset (a JSON-lines or CSV file, re-read
+- ``Enrichment`` (``elements/enrichment.py``) reads the dataset (a JSON-lines or CSV file, re-read
   when it changes; rows another element pushes; or the answer to a query),
   and sends each row, tagged with its dataset version, to the JOIN member
   owning its partition; after the last row of a version it tells every
@@ -20,23 +20,17 @@ in the same partition whatever each side calls its fields.
 
 from __future__ import annotations
 
-import csv
-import os
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-import orjson
-
-from datablox.element import MISSING, Element, Record, Source, key_value
-from datablox.elements._support import Rejects, iter_json_lines
-from datablox.errors import ParameterError, QueryError, QueryTimeout
+from datablox.element import MISSING, Element, Record, key_value
+from datablox.elements._support import Rejects
+from datablox.errors import ParameterError
 from datablox.partition import KeyIndex
-from datablox.ports import Param, Port, push_in, push_out, query_in, query_out
+from datablox.ports import Param, Port, push_in, push_out, query_in
 
 __all__ = [
-    "Enrichment",
-    "EnrichmentRows",
     "JoinMember",
     "PostJoin",
     "PreJoin",
@@ -87,204 +81,6 @@ def version_end(version: int, rows: int) -> dict[str, Any]:
     return {"version": version, "end": True, "rows": rows}
 
 
-# ---- ENRICHMENT ------------------------------------------------------------------------
-
-
-class Enrichment(Source):
-    """ENRICHMENT: read the dataset and send its rows, by partition, to the JOIN members.
-
-    Ports:
-        out (push out): tagged rows and end-of-version records, to the JOIN's ``dataset``.
-        stream (query out): asks PREJOIN whether the stream has ended (when watching).
-        fetch (query out): with ``source="query"``, asks for the dataset; the answer
-            is a list of rows.
-
-    Parameters:
-        source (str, "file"): "file" (read ``path``) or "query" (ask on ``fetch``).
-        path (path|null, null): a JSON-lines file, or CSV when the name ends in ``.csv``
-            (CSV values are strings).
-        key (str or list, required): the stream's join field(s).
-        dataset_key (str or list, required): the dataset's join field(s), compared
-            pairwise with ``key``.
-        watch (number, 0): seconds between checks for a changed file (or a different
-            answer); each change is a new dataset version. 0 reads once.
-
-    Bad input: a row without the join fields, or a malformed line, goes to the
-    dead letters with its file and line. A missing file stops the element at start.
-    """
-
-    ports = (
-        push_out("out", doc="tagged dataset rows, to the JOIN"),
-        query_out("stream", doc="asks PREJOIN whether the stream has ended"),
-        query_out("fetch", doc="asks for the dataset (source='query')"),
-    )
-    params = (
-        Param("source", "str", "file", choices=("file", "query")),
-        Param("path", "path|null", None, doc="the dataset file (JSON lines or CSV)"),
-        FIELDS,
-        Param("dataset_key", "any", doc="the dataset's join field, or a list of them"),
-        Param("watch", "number", 0.0, doc="seconds between checks for a new version; 0: once"),
-    )
-
-    def on_start(self, params: dict[str, Any]) -> None:
-        self.source = params["source"]
-        self.path = params["path"]
-        self.on = join_fields(params["key"], "key")
-        self.dataset_on = join_fields(params["dataset_key"], "dataset_key")
-        if len(self.on) != len(self.dataset_on):
-            raise ParameterError(
-                f"key has {len(self.on)} field(s) and dataset_key {len(self.dataset_on)}; "
-                "they are compared pairwise",
-                "dataset_key",
-            )
-        if self.source == "file" and not self.path:
-            raise ParameterError("Enrichment: source='file' needs path", "path")
-        if self.source == "file" and not os.path.isfile(self.path):
-            raise ParameterError(f"Enrichment: dataset file '{self.path}' does not exist", "path")
-        self.watch = float(params["watch"])
-        #: the version being (or last) sent, what it was read from, the rows of it sent
-        #: so far and whether its end went out: a restore resumes exactly there
-        self.version = 0
-        self.stamp: Any = None
-        self.sent = 0
-        self.complete = True
-        self.reject = Rejects(self)
-
-    def snapshot(self) -> Any:
-        return {
-            "version": self.version,
-            "stamp": self.stamp,
-            "sent": self.sent,
-            "complete": self.complete,
-        }
-
-    def restore(self, state: Any) -> None:
-        self.version, self.stamp = int(state["version"]), state["stamp"]
-        self.sent, self.complete = int(state["sent"]), bool(state["complete"])
-
-    def generate(self) -> Iterator[Record | None]:
-        while True:
-            rows, stamp = self._read()
-            if stamp != self.stamp or not self.complete:
-                skip = 0
-                if stamp == self.stamp:
-                    skip = self.sent  # restored in the middle of this version: go on
-                else:
-                    self.version, self.stamp, self.sent = self.version + 1, stamp, 0
-                self.complete = False
-                yield from self._send(rows, skip)
-                self.complete = True
-                self.emit_all(version_end(self.version, self.sent))
-                self.log(f"dataset version {self.version}: {self.sent:,} rows")
-            if self.watch <= 0 or self._stream_ended():
-                return
-            self.wait(self.watch)
-            yield None
-
-    def _send(self, rows: list[tuple[Any, dict[str, Any]]], skip: int) -> Iterator[Record]:
-        n = 0
-        for row, context in rows:
-            record = (
-                dataset_record(row, self.version, self.on, self.dataset_on)
-                if isinstance(row, dict)
-                else None
-            )
-            if record is None:
-                if n >= skip:
-                    self.reject(row, self._no_fields(), **context)
-                continue
-            n += 1
-            if n <= skip:
-                continue
-            self.sent = n
-            yield record
-
-    def _no_fields(self) -> str:
-        return f"dataset row has no join field {', '.join(self.dataset_on)}"
-
-    def _read(self) -> tuple[list[tuple[Any, dict[str, Any]]], Any]:
-        """The dataset's rows (with where each came from) and a stamp that changes with it."""
-        if self.source == "query":
-            rows = self.ask({"dataset": True}, port="fetch", timeout=60.0)
-            if not isinstance(rows, list):
-                raise ValueError(f"the dataset query answered {type(rows).__name__}, not a list")
-            return [(row, {"row": i}) for i, row in enumerate(rows)], zlib.crc32(
-                orjson.dumps(rows, option=orjson.OPT_SORT_KEYS)
-            )
-        st = os.stat(self.path)
-        stamp = [st.st_mtime_ns, st.st_size]
-        if stamp == self.stamp and self.complete:
-            return [], stamp  # unchanged: not read again
-        found: list[tuple[Any, dict[str, Any]]] = []
-        if self.path.endswith(".csv"):
-            with open(self.path, newline="", encoding="utf-8") as fh:
-                for lineno, row in enumerate(csv.DictReader(fh), 2):
-                    found.append((dict(row), {"file": self.path, "line": lineno}))
-            return found, stamp
-        for lineno, raw, obj, error in iter_json_lines(self.path):
-            if error is not None:
-                self.reject(raw, error, file=self.path, line=lineno)
-            else:
-                found.append((obj, {"file": self.path, "line": lineno}))
-        return found, stamp
-
-    def _stream_ended(self) -> bool:
-        try:
-            return bool(self.ask({"ended": True}, port="stream", timeout=10.0))
-        except (QueryError, QueryTimeout):
-            return True
-
-
-class EnrichmentRows(Element):
-    """ENRICHMENT for a dataset another element pushes: all that arrives on ``rows`` is one
-    version, complete when the rows' inputs end.
-
-    Ports:
-        rows (push in): dataset rows.
-        out (push out): tagged rows and the end-of-version record, to the JOIN.
-
-    Parameters:
-        key (str or list, required): the stream's join field(s).
-        dataset_key (str or list, required): the dataset's join field(s).
-
-    Bad input: a row without the join fields goes to the dead letters.
-    """
-
-    ports = (push_in("rows", doc="dataset rows"), push_out("out", doc="tagged rows"))
-    params = (FIELDS, Param("dataset_key", "any", doc="the dataset's join field(s)"))
-
-    def on_start(self, params: dict[str, Any]) -> None:
-        self.on = join_fields(params["key"], "key")
-        self.dataset_on = join_fields(params["dataset_key"], "dataset_key")
-        self.sent = 0
-        self.reject = Rejects(self)
-
-    def on_batch(self, port: str, records: list[Record]) -> None:
-        out = []
-        for row in records:
-            record = (
-                dataset_record(row, 1, self.on, self.dataset_on) if isinstance(row, dict) else None
-            )
-            if record is None:
-                self.reject(
-                    row, f"dataset row has no join field {', '.join(self.dataset_on)}", port=port
-                )
-                continue
-            out.append(record)
-        self.sent += len(out)
-        self.emit_many(out)
-
-    def snapshot(self) -> Any:
-        return self.sent
-
-    def restore(self, state: Any) -> None:
-        self.sent = int(state)
-
-    def on_finish(self) -> None:
-        self.emit_all(version_end(1, self.sent))
-        self.log(f"dataset: {self.sent:,} rows")
-
-
 # ---- PREJOIN and POSTJOIN --------------------------------------------------------------
 
 
@@ -324,10 +120,7 @@ class PreJoin(Element):
     plain_records = True
 
     def on_start(self, params: dict[str, Any]) -> None:
-        # without a key of its own it routes by the fields it routes as
-        self.on = join_fields(
-            params["key"] if params["key"] is not None else params["route_as"], "key"
-        )
+        self.on = join_fields(_routing_key(params), "key")
         self.route_as = (
             None if params["route_as"] is None else join_fields(params["route_as"], "route_as")
         )
@@ -341,12 +134,10 @@ class PreJoin(Element):
         if port.name != "in":
             return port
         try:
-            fields = join_fields(params.get("key") or params.get("route_as"), "key")
+            fields = join_fields(_routing_key(params), "key")
         except ParameterError:
             return port
-        return Port(
-            port.name, port.kind, port.direction, {f.split(".")[0]: "any" for f in fields}, port.doc
-        )
+        return replace(port, fields={f.split(".")[0]: "any" for f in fields})
 
     def on_batch(self, port: str, records: list[Record]) -> None:
         on, names = self.on, self.route_as
@@ -367,6 +158,11 @@ class PreJoin(Element):
 
     def on_query(self, port: str, request: Any) -> Any:
         return self.ended
+
+
+def _routing_key(params: dict[str, Any]) -> Any:
+    """PREJOIN's join fields: its ``key``, or without one the names it routes as."""
+    return params.get("key") if params.get("key") is not None else params.get("route_as")
 
 
 class PostJoin(Element):
