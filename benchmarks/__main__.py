@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from benchmarks import shards
+from benchmarks import joins, shards
 from benchmarks.baselines import python_loop, zmq_pipeline
 from benchmarks.codecs import measure_codecs
 from benchmarks.peers import bytewax_available, bytewax_pipeline, bytewax_version
@@ -38,6 +38,9 @@ GROUPS = {
     "shards_io": "autoscale of a pool of I/O-bound members fed 8,000 rec/s (~2 min)",
     "shards_cpu": "autoscale of a pool of CPU-bound members, against one member (~1 min)",
     "shards_move": "live move of 128 of 256 partitions of a 1,000,000-key counting shard",
+    "joins": "1,000,000 records enriched from a 10,000-row table: datablox Join vs Bytewax",
+    "joins_split": "a JOIN at 0.5 ms CPU per record: one member, then its first split (~2 min)",
+    "joins_swap": "latency of a stream through a JOIN while its dataset file is replaced",
 }
 
 
@@ -134,6 +137,15 @@ def measure(
     if "shards_move" in groups:
         say("moving 128 partitions of a 1,000,000-key shard live…")
         got["shards_move"] = shards.live_move()
+    if "joins" in groups:
+        say("enriching 1,000,000 records: datablox Join and Bytewax, best of two each…")
+        got["joins"] = joins.enrich_all()
+    if "joins_split" in groups:
+        say("a costly JOIN: one member alone, then split under congestion…")
+        got["joins_split"] = joins.split()
+    if "joins_swap" in groups:
+        say("swapping a JOIN's dataset mid-stream…")
+        got["joins_swap"] = joins.swap()
     return got
 
 
@@ -232,7 +244,7 @@ def figure_rows(got: dict[str, Any]) -> list[list[str]]:
             [f"peak RSS of '{name}' (4-process run)", f"{e['peak_rss'] / 1e6:.1f} MB", "", ""]
             for name, e in elements.items()
         ]
-    return rows + shards.figure_rows(got)
+    return rows + shards.figure_rows(got) + joins.figure_rows(got)
 
 
 def target_rows(got: dict[str, Any]) -> list[list[str]]:
@@ -300,7 +312,7 @@ def target_rows(got: dict[str, Any]) -> list[list[str]]:
                 met(worst <= 1),
             ]
         )
-    return rows + shards.target_rows(got)
+    return rows + shards.target_rows(got) + joins.target_rows(got)
 
 
 def main(argv: list[str] | None = None) -> int:

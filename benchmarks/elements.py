@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import orjson
 
 from datablox import Element, Param, Source, push_in, push_out
+from datablox.elements.join import JoinMember
 
 
 class LatencySink(Element):
@@ -171,3 +173,60 @@ class Slow(Element):
             else:
                 time.sleep(self.seconds)  # the element's work: a remote call's wait
         self.emit_many(records)
+
+
+class CostlyJoin(JoinMember):
+    """A JOIN member whose enrichment also burns ``ms`` of CPU per stream record (a
+    costly computation on the matched row)."""
+
+    params = (*JoinMember.params, Param("ms", "number", 0.5))  # type: ignore[assignment]
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        super().on_start(params)
+        self.seconds = params["ms"] / 1000.0
+
+    def _enrich(self, records: list[Any]) -> None:
+        end = time.perf_counter() + self.seconds * len(records)
+        while time.perf_counter() < end:
+            pass
+        super()._enrich(records)
+
+
+class ReplaceAt(Element):
+    """Passes records on; when record ``at`` goes by, copies ``source`` over ``target``
+    (a new dataset version appears mid-stream)."""
+
+    ports = (push_in("in"), push_out("out"))
+    params = (Param("at", "int"), Param("source", "path"), Param("target", "path"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.at, self.source, self.target = params["at"], params["source"], params["target"]
+
+    def on_batch(self, port: str, records: list[Any]) -> None:
+        if any(r["id"] == self.at for r in records):
+            tmp = f"{self.target}.tmp"
+            shutil.copyfile(self.source, tmp)
+            os.replace(tmp, self.target)
+        self.emit_many(records)
+
+
+class VersionSink(Element):
+    """Writes ``[id, t_emit, latency ms, dataset_version]`` of every record to ``path`` (JSON
+    lines, when the inputs end). Records need ``t_emit`` (Generate(stamp=true))."""
+
+    ports = (push_in("in"),)
+    params = (Param("path", "str"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.path = Path(params["path"])
+        self.rows: list[tuple[int, float, float, int]] = []
+
+    def on_batch(self, port: str, records: list[dict[str, Any]]) -> None:
+        now = time.monotonic()
+        self.rows.extend(
+            (r["id"], r["t_emit"], (now - r["t_emit"]) * 1000.0, r["dataset_version"])
+            for r in records
+        )
+
+    def on_finish(self) -> None:
+        self.path.write_bytes(b"\n".join(orjson.dumps(r) for r in self.rows))

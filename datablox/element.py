@@ -280,7 +280,11 @@ class Source(Element):
         raise NotImplementedError(f"{type(self).__name__} defines no generate()")
 
     def wait(self, seconds: float) -> None:
-        """Pause for ``seconds`` while the runtime keeps flushing and listening."""
+        """Pause for ``seconds`` while the runtime keeps flushing and listening.
+
+        Returns early when a checkpoint is due, so that the source's barrier is not
+        held up (a paced source computes its next wait from the clock, as Generate
+        does)."""
         self._ctx.wait(seconds)
 
 

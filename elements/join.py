@@ -141,6 +141,11 @@ class PreJoin(Element):
 
     def on_batch(self, port: str, records: list[Record]) -> None:
         on, names = self.on, self.route_as
+        if names is None and len(on) == 1:
+            field = on[0]
+            if all(type(r) is dict and field in r for r in records):
+                self.emit_many(records)  # the usual case: every record has the field
+                return
         good = []
         for record in records:
             value = key_value(record, on)
@@ -324,18 +329,25 @@ class JoinMember(Element):
         assert self.current is not None
         rows_of = self.gens[self.current].rows
         on, into, tag, version = self.on, self.into, self.version_into, self.current
+        # one plain field (the usual case): read it directly
+        field = on[0] if len(on) == 1 and "." not in on[0] else None
+        left, each = self.left, self.each
         out: list[Record] = []
+        append = out.append
         for r in records:
-            rows = rows_of.get(key_value(r, on))
+            rows = rows_of.get(r.get(field, MISSING) if field is not None else key_value(r, on))
             if not rows:
-                if self.left:
-                    out.append({**r, into: None if self.each else [], tag: version})
+                if left:
+                    append({**r, into: None if each else [], tag: version})
                 else:
                     self.unmatched += 1
-            elif self.each:
-                out.extend({**r, into: row, tag: version} for row in rows)
+            elif not each:
+                append({**r, into: list(rows), tag: version})
+            elif len(rows) == 1:
+                append({**r, into: rows[0], tag: version})
             else:
-                out.append({**r, into: list(rows), tag: version})
+                for row in rows:
+                    append({**r, into: row, tag: version})
         self.emit_many(out)
 
     def on_finish(self) -> None:

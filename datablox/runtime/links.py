@@ -91,6 +91,7 @@ class RemoteLink:
         "buf",
         "conn_id",
         "describe",
+        "ended",
         "first_at",
         "owner",
         "sender_id",
@@ -130,6 +131,8 @@ class RemoteLink:
         self.sent = 0
         self.sending = False
         self.abandoned = False
+        #: end-of-stream was sent: nothing may follow it on the connection
+        self.ended = False
 
     def append(self, record: Any) -> None:
         buf = self.buf
@@ -187,6 +190,8 @@ class RemoteLink:
 
     def barrier(self, checkpoint: int) -> None:
         """Flush, then send checkpoint ``checkpoint``'s barrier (it takes no sequence number)."""
+        if self.ended:
+            return
         self.flush()
         header = frames.pack_header(
             frames.BARRIER, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, checkpoint
@@ -195,7 +200,10 @@ class RemoteLink:
 
     def marker(self, move: int) -> None:
         """Flush, then tell the receiver that partition move ``move`` sends it nothing more
-        of the moving partitions (it takes no sequence number)."""
+        of the moving partitions (it takes no sequence number). After the end of the stream
+        there is nothing to mark: the receiver no longer waits for this connection."""
+        if self.ended:
+            return
         self.flush()
         header = frames.pack_header(
             frames.MARKER, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, move
@@ -204,6 +212,9 @@ class RemoteLink:
 
     def close(self) -> None:
         """Flush and send end-of-stream (total records sent in ``count``)."""
+        if self.ended:
+            return
+        self.ended = True
         self.flush()
         header = frames.pack_header(
             frames.EOS, self._codec.wire_id, self.sender_id, self.conn_id, self.seq, self.sent

@@ -97,19 +97,27 @@ class EventLoop(Checkpointing):
 
     # ---- waiting while serving -----------------------------------------------
     def wait(self, seconds: float) -> None:
-        """Pause a source while still flushing batches and answering control messages."""
+        """Pause a source while still flushing batches and answering control messages.
+
+        Returns early when a checkpoint is due: elements downstream that align its
+        barrier with other inputs' would otherwise hold those inputs back meanwhile.
+        """
         for hosted in self.hosted.values():
             hosted.ctx.flush()
         previous = self.clock.enter(None)
         deadline = time.monotonic() + seconds
         try:
-            while not self.stopping:
+            while not self.stopping and not self.checkpoint_due():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self.service(min(left, self.flush_interval))
         finally:
             self.clock.leave(previous)
+
+    def checkpoint_due(self) -> bool:
+        """Whether this process has a checkpoint to take (see ProcessRuntime)."""
+        return False
 
     def while_blocked(self, sock: Socket) -> None:
         """Wait until ``sock`` has room (or a while), answering queries and control meanwhile."""

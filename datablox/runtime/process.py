@@ -366,8 +366,9 @@ class ProcessRuntime(EventLoop):
         return self.stopping
 
     def checkpoint_due(self) -> bool:
-        """A paced source ends its batch early so a checkpoint is not held up."""
-        return bool(self.checkpoint_work)
+        """A paced or waiting source ends its batch (and its wait) early so a checkpoint
+        is not held up."""
+        return any(kind == "take" for kind, _ in self.checkpoint_work)
 
     def run(self) -> int:
         self.poller.register(self.control, zmq.POLLIN)

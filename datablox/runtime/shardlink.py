@@ -100,6 +100,10 @@ class ShardLink:
             link.close()
 
 
+#: key values whose partition a KeyedLink remembers (a bounded cache, cleared when full)
+PARTITION_CACHE = 65_536
+
+
 class KeyedLink(ShardLink):
     """Routes records by key partition through the routing table; partitions can pause."""
 
@@ -122,12 +126,15 @@ class KeyedLink(ShardLink):
         #: partitions being moved: their records wait in ``held``
         self.paused: set[int] = set()
         self.held: list[tuple[int, Any]] = []
+        #: partition of recently seen key values (cleared when it reaches PARTITION_CACHE)
+        self.parts: dict[Any, int] = {}
 
     def append(self, record: Any) -> None:
         self.extend([record])
 
     def extend(self, records: list[Any]) -> None:
         key, owners, members, paused = self.key, self.owners, self.members, self.paused
+        parts = self.parts
         touched: dict[int, list[Any]] = {}
         for record in records:
             value = key_value(record, key)
@@ -137,7 +144,16 @@ class KeyedLink(ShardLink):
                     f"record has no shard key field {', '.join(key)} (shard '{self.shard}')",
                 )
                 continue
-            p = partition_of(value)
+            kind = type(value)
+            if kind is str or kind is int:  # exact types: True == 1 yet partitions apart
+                p = parts.get(value, -1)
+                if p < 0:
+                    p = partition_of(value)
+                    if len(parts) >= PARTITION_CACHE:
+                        parts.clear()
+                    parts[value] = p
+            else:
+                p = partition_of(value)
             if p in paused:
                 self.held.append((p, record))
                 continue
