@@ -230,3 +230,21 @@ class VersionSink(Element):
 
     def on_finish(self) -> None:
         self.path.write_bytes(b"\n".join(orjson.dumps(r) for r in self.rows))
+
+
+class Arrivals(Element):
+    """Writes ``[[time.monotonic(), records], ...]`` of every batch that arrives to ``path``
+    (JSON, when the inputs end): a throughput measured where the records come out."""
+
+    ports = (push_in("in"),)
+    params = (Param("path", "str"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.path = Path(params["path"])
+        self.batches: list[tuple[float, int]] = []
+
+    def on_batch(self, port: str, records: list[Any]) -> None:
+        self.batches.append((time.monotonic(), len(records)))
+
+    def on_finish(self) -> None:
+        self.path.write_bytes(orjson.dumps(self.batches))

@@ -184,12 +184,12 @@ def _family(src: str, member: str, path: Path, sink: str, shard: str, extra: str
 
 
 def split(feed: float = 5000.0, seconds: float = 40.0, ms: float = 0.5) -> dict[str, Any]:
-    """JOIN members that burn ``ms`` of CPU per record, fed more than one member takes.
+    """JOIN members that burn ``ms`` of CPU per record, fed more than they take.
 
     First one member alone (``max=1``), then the autoscaled shard (``max=2``: only the first
-    split). Figures: records/s into the JOIN in the second half of the feed, the split's
-    decision time, and the time from the decision until the last moved partition was
-    switched to the new member (the split has taken effect)."""
+    split). Figures: records/s out of the JOIN in the second half of the feed (counted
+    at the sink), the split's decision time, and the time from the decision until the
+    last moved partition was switched to the new member (the split has taken effect)."""
 
     def one(maximum: int) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -199,30 +199,28 @@ def split(feed: float = 5000.0, seconds: float = 40.0, ms: float = 0.5) -> dict[
                 f"Generate(count={int(feed * seconds)}, rate={feed}, keys={ROWS}, seed=1)",
                 f'benchmarks.elements:CostlyJoin(key="key", ms={ms})',
                 folder / "table.jsonl",
-                "Null()",
+                f'benchmarks.elements:Arrivals(path="{folder / "arrivals.json"}")',
                 f"min=1, max={maximum}",
             )
             text += "src -> prejoin -> join.in\n}\n"
             result = run(_compiled(text, folder), "off", folder / "run")
             shard = result.summary()["shards"]["join"]
-        timeline = shard["timeline"]
+            arrivals = orjson.loads((folder / "arrivals.json").read_bytes())
+        first = arrivals[0][0]
+        start, end = first + seconds / 2, first + seconds
+        done = sum(n for t, n in arrivals if start <= t < end)
         splits = [d for d in shard["decisions"] if d["planned"] > d["observed"]]
         decided = splits[0]["at"] if splits else None
         effective = None
         if decided is not None and shard["moves"]:
             effective = max(m["at"] + m["seconds"] for m in shard["moves"]) - decided
-        start = (decided or 0.0) + (effective or 0.0)
-        tail = [
-            rate
-            for t, _, rate in timeline
-            if max(seconds / 2, start + 2.0) <= t <= seconds and rate > 0
-        ]
         return {
-            "rate": sum(tail) / len(tail) if tail else 0.0,
-            "members": max((m for _, m, _ in timeline), default=1),
+            "rate": done / (end - start),
+            "members": max((m for _, m, _ in shard["timeline"]), default=1),
             "decided_at": decided,
             "split_seconds": effective,
             "moves": len(shard["moves"]),
+            "partitions_moved": sum(m["partitions"] for m in shard["moves"]),
         }
 
     alone = one(1)

@@ -166,6 +166,23 @@ class Element:
         """Take in state another member exported (partitions this member now owns)."""
         raise NotImplementedError(f"{type(self).__name__} defines no import_partitions")
 
+    #: Input ports whose records only read the partition state, never change it (a
+    #: JOIN's stream, enriched from its dataset). A partition move then does not wait
+    #: for the records in flight on them: the member exports once its other inputs'
+    #: markers are in (when ``export_early()`` agrees), keeps serving the in-flight
+    #: records of those partitions from what it exported, and forgets it in
+    #: ``release_partitions`` once every input's marker is in.
+    read_only_inputs: ClassVar[frozenset[str]] = frozenset()
+
+    def export_early(self) -> bool:
+        """May the next export come before the read-only inputs' markers? (Only asked of a
+        class with ``read_only_inputs``.)"""
+        return True
+
+    def release_partitions(self, partitions: frozenset[int]) -> None:
+        """The records in flight for ``partitions`` (exported earlier) are all handled:
+        forget what was kept to serve them."""
+
     @classmethod
     def request_key(cls, port: str, request: Any, key: Sequence[str]) -> Any:
         """The shard key of a query ``request`` (default: the key fields of a map request,

@@ -27,7 +27,7 @@ from typing import Any
 from datablox.element import MISSING, Element, Record, key_value
 from datablox.elements._support import Rejects
 from datablox.errors import ParameterError
-from datablox.partition import KeyIndex
+from datablox.partition import KeyIndex, partition_of
 from datablox.ports import Param, Port, push_in, push_out, query_in
 
 __all__ = [
@@ -275,6 +275,8 @@ class JoinMember(Element):
         Param("version_into", "str", "dataset_version"),
     )
     state_key_param = "key"
+    #: the stream only reads the dataset: a split does not wait for the records queued here
+    read_only_inputs = frozenset({"in"})
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.on = join_fields(params["key"], "key")
@@ -287,6 +289,9 @@ class JoinMember(Element):
         #: stream records that came before any version was complete
         self.waiting: list[Record] = []
         self.unmatched = 0
+        #: partitions exported while stream records for them were still queued here:
+        #: (partitions, the version then current, its rows of them), until released
+        self.kept: list[tuple[frozenset[int], int, dict[Any, list[dict[str, Any]]]]] = []
 
     # ---- records ---------------------------------------------------------------------
     def on_batch(self, port: str, records: list[Record]) -> None:
@@ -327,8 +332,29 @@ class JoinMember(Element):
 
     def _enrich(self, records: list[Record]) -> None:
         assert self.current is not None
-        rows_of = self.gens[self.current].rows
-        on, into, tag, version = self.on, self.into, self.version_into, self.current
+        if self.kept:
+            records = self._enrich_kept(records)
+        self.emit_many(self._joined(records, self.gens[self.current].rows, self.current))
+
+    def _enrich_kept(self, records: list[Record]) -> list[Record]:
+        """Enrich the records of partitions exported early (queued here before the
+        switch) from the rows kept for them; return the others."""
+        rest: list[Record] = []
+        for r in records:
+            key = key_value(r, self.on)
+            p = partition_of(key) if key is not MISSING else -1
+            for partitions, version, rows in self.kept:
+                if p in partitions:
+                    self.emit_many(self._joined([r], rows, version))
+                    break
+            else:
+                rest.append(r)
+        return rest
+
+    def _joined(
+        self, records: list[Record], rows_of: dict[Any, list[dict[str, Any]]], version: int
+    ) -> list[Record]:
+        on, into, tag = self.on, self.into, self.version_into
         # one plain field (the usual case): read it directly
         field = on[0] if len(on) == 1 and "." not in on[0] else None
         left, each = self.left, self.each
@@ -348,7 +374,7 @@ class JoinMember(Element):
             else:
                 for row in rows:
                     append({**r, into: row, tag: version})
-        self.emit_many(out)
+        return out
 
     def on_finish(self) -> None:
         if self.waiting and self.current is not None:
@@ -390,13 +416,28 @@ class JoinMember(Element):
             self.waiting = [
                 r for r in self.waiting if partition_of(key_value(r, on)) not in partitions
             ]
-        return {
-            "current": self.current,
-            "gens": {v: g.index.take(g.rows, partitions) for v, g in self.gens.items()},
-            "waiting": moving,
-        }
+        gens = {v: g.index.take(g.rows, partitions) for v, g in self.gens.items()}
+        if self.current is not None:
+            # stream records of these partitions may still be queued here: they are
+            # enriched from the current version's rows until release_partitions
+            kept: dict[Any, list[dict[str, Any]]] = {}
+            for entries in gens.get(self.current, {}).values():
+                kept.update(entries)
+            self.kept.append((partitions, self.current, kept))
+        return {"current": self.current, "gens": gens, "waiting": moving}
+
+    def export_early(self) -> bool:
+        # before any version is complete, queued records would wait here for rows
+        # that now go to the new owner
+        return self.current is not None
+
+    def release_partitions(self, partitions: frozenset[int]) -> None:
+        self.kept = [k for k in self.kept if not k[0] <= partitions]
 
     def import_partitions(self, state: Any) -> None:
+        back = {int(p) for parts in state["gens"].values() for p in parts}
+        if back and self.kept:  # partitions coming back: served from their state again
+            self.kept = [(ps - back, v, rows) for ps, v, rows in self.kept if ps - back]
         for v, parts in state["gens"].items():
             gen = self.gens.get(v)
             if gen is None:

@@ -11,7 +11,11 @@ A keyed move of a batch of partitions (``_move``):
 1. every sender into the shard (router) pauses the batch: holds its records
    and sends each old owner a MARKER after what it already sent it;
 2. once every router has said so, each old owner exports the batch's state
-   when the markers are in (all records sent before the pause processed);
+   when the markers are in (all records sent before the pause processed) —
+   for a class with ``read_only_inputs`` (a JOIN), when its other inputs'
+   markers are in: it serves the records still queued on those inputs from
+   what it kept, and forgets that when their markers arrive (all of a JOIN's
+   moving partitions then go in one batch);
 3. each new owner imports it;
 4. the routers switch to the next table version and send what they held.
 
@@ -31,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from datablox.errors import RunError
 from datablox.master.planner import process_name
+from datablox.partition import PARTITIONS
+from datablox.registry import resolve
 from datablox.shards.layout import Layout, member_name
 from datablox.shards.policy import (
     Budget,
@@ -107,6 +113,14 @@ class ShardController:
                     f"shards: {', '.join(layout.shards) or 'none'}",
                 )
         self.policies = {n: PolicyState(planned=len(s.members)) for n, s in layout.shards.items()}
+        #: partitions per move: all at once when the class's queued records only read the
+        #: state (a JOIN: the export does not wait for them), else MOVE_BATCH
+        self.move_batch = {
+            n: PARTITIONS
+            if getattr(resolve(s.entry["class"]), "read_only_inputs", None)
+            else MOVE_BATCH
+            for n, s in layout.shards.items()
+        }
         self.records = {n: ShardRecord() for n in layout.shards}
         self.op: Waiting | None = None
         #: a change decided, waiting for the checkpoint in progress to complete
@@ -449,7 +463,7 @@ class ShardController:
     def move(self, name: str, moves: dict[int, int]) -> Waiting:
         """Move partitions to new owners, a batch at a time, while the others flow."""
         shard = self.layout.shards[name]
-        for batch in batches(moves, MOVE_BATCH):
+        for batch in batches(moves, self.move_batch[name]):
             assert shard.table is not None
             yield from self._move(name, shard.table, batch)
 

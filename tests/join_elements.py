@@ -37,6 +37,33 @@ class DyingJoin(JoinMember):
         return state
 
 
+class SlowJoin(JoinMember):
+    """A JOIN member that takes ``ms`` per stream record, so records queue up before it; it
+    writes how many it enriched from rows kept after an early export to
+    ``folder/<member>`` when it finishes."""
+
+    params = (*JoinMember.params, Param("ms", "number"), Param("folder", "path"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        super().on_start(params)
+        self.seconds = params["ms"] / 1000.0
+        self.folder = Path(params["folder"])
+        self.from_kept = 0
+
+    def _enrich(self, records: list[Any]) -> None:
+        time.sleep(self.seconds * len(records))
+        super()._enrich(records)
+
+    def _enrich_kept(self, records: list[Any]) -> list[Any]:
+        rest = super()._enrich_kept(records)
+        self.from_kept += len(records) - len(rest)
+        return rest
+
+    def on_finish(self) -> None:
+        super().on_finish()
+        (self.folder / self.name).write_text(str(self.from_kept))
+
+
 class ReplaceAt(Element):
     """Passes records on; when record ``at`` goes by, copies ``source`` over ``target``
     (a new dataset version appears mid-stream)."""

@@ -119,6 +119,35 @@ def test_splits_then_a_scale_in_keep_the_join_exact(
     assert got(tmp_path / "out.jsonl") == expected(dataset(), kind)
 
 
+@pytest.mark.parametrize("kind", ["inner", "left"])
+def test_a_split_under_congestion_serves_the_queued_records(
+    cluster: Cluster, tmp_path: Path, kind: str
+) -> None:
+    """A slow JOIN member has thousands of records queued when it splits (1 → 2 → 3, then
+    back to 2): it hands its partitions over at once and enriches what was queued for
+    them from the rows it kept; the join stays exact."""
+    write_dataset(tmp_path / "data.jsonl", dataset())
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    text = join_topology(tmp_path, kind, member="join_elements:SlowJoin")
+    text = text.replace("rate=4000", "rate=3500").replace(
+        f'kind="{kind}")', f'kind="{kind}", ms=0.4, folder="{kept}")'
+    )
+    result = cluster.run(
+        compiled(tmp_path, text),
+        autoscale=False,
+        fusion="off",
+        reshard=["join:members=2@4000", "join:members=3@12000", "join:members=2@20000"],
+    )
+    assert result.exit_code == 0, result.problems
+    shard = result.summary()["shards"]["join"]
+    assert len(shard["members"]) == 2
+    # each change moved its partitions in one batch
+    assert [m["partitions"] for m in shard["moves"]][:1] == [128]
+    assert sum(int(f.read_text()) for f in kept.iterdir()) > 0
+    assert got(tmp_path / "out.jsonl") == expected(dataset(), kind)
+
+
 def test_a_join_member_killed_mid_split(cluster: Cluster, tmp_path: Path) -> None:
     write_dataset(tmp_path / "data.jsonl", dataset())
     flag = tmp_path / "died"

@@ -48,6 +48,8 @@ class Resharding:
         self.moves_out: dict[int, dict[str, Any]] = {}
         #: move id -> input connections whose marker has arrived
         self.markers: dict[int, set[int]] = {}
+        #: move id -> (member, partitions) exported early, kept until every marker is in
+        self.releasing: dict[int, tuple[Hosted, frozenset[int]]] = {}
 
     def ops(self) -> dict[str, Any]:
         return {
@@ -147,15 +149,28 @@ class Resharding:
         self.moves_out[int(msg["move"])] = msg
         self.check_moves()
 
+    def awaited(self, hosted: Hosted, early: bool) -> set[int]:
+        """The input connections whose markers an export (``early``) or a release waits for:
+        every open input, but for an early export not the element's read-only inputs."""
+        skip = hosted.element.read_only_inputs if early else frozenset()
+        if skip and not self._hook(hosted, "export_early"):
+            skip = frozenset()
+        return {c for port, conns in hosted.open_inputs.items() if port not in skip for c in conns}
+
     def check_moves(self) -> None:
-        """Export the partitions of each move whose markers are all in."""
+        """Export the partitions of each move whose markers are all in (for a class with
+        read-only inputs, its other inputs' markers); release what such a member kept
+        for its in-flight records once every marker is in."""
         for move, msg in list(self.moves_out.items()):
             hosted = self.rt.hosted[msg["element"]]
-            need = set().union(*hosted.open_inputs.values()) if hosted.open_inputs else set()
-            if not need <= self.markers.get(move, set()):
+            if not self.awaited(hosted, early=True) <= self.markers.get(move, set()):
                 continue
             del self.moves_out[move]
-            self.markers.pop(move, None)
+            if hosted.element.read_only_inputs:
+                partitions = frozenset(p for parts in msg["parts"].values() for p in parts)
+                self.releasing[move] = (hosted, partitions)
+            else:
+                self.markers.pop(move, None)
             started = time.monotonic()
             hosted.ctx.flush()
             files, size = {}, 0
@@ -174,6 +189,11 @@ class Resharding:
                 bytes=size,
                 seconds=time.monotonic() - started,
             )
+        for move, (hosted, partitions) in list(self.releasing.items()):
+            if self.awaited(hosted, early=False) <= self.markers.get(move, set()):
+                del self.releasing[move]
+                self.markers.pop(move, None)
+                self._hook(hosted, "release_partitions", partitions)
 
     def _hook(self, hosted: Hosted, hook: str, *args: Any) -> Any:
         """Call one of the element's partition hooks as its work; a failure stops the run

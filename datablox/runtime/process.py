@@ -269,7 +269,7 @@ class ProcessRuntime(EventLoop):
             return
         waiting.discard(conn_id)
         target.ended_inputs.add(conn_id)
-        if self.resharding.moves_out:
+        if self.resharding.moves_out or self.resharding.releasing:
             self.resharding.check_moves()  # an ended input sends no marker
         if not waiting:
             self.call_hook(target, "on_end", port)
