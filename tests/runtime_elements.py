@@ -243,3 +243,25 @@ class CrashingSource(Source):
             if ahead > 0:
                 self.wait(ahead)
             yield {"n": i}
+
+
+class WaitsLong(Source):
+    """Emits ``count`` records, waits ``seconds`` (writing to ``path`` whether the wait
+    ended early), then emits ``count`` more."""
+
+    resumable = True
+    ports = (push_out("out"),)
+    params = (Param("count", "int"), Param("seconds", "number"), Param("path", "str"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.count, self.seconds = params["count"], params["seconds"]
+        self.path = Path(params["path"])
+
+    def generate(self) -> Iterator[dict[str, Any] | None]:
+        for n in range(self.count):
+            yield {"n": n}
+        deadline = time.monotonic() + self.seconds
+        self.wait(self.seconds)
+        self.path.write_text("early" if time.monotonic() < deadline else "full")
+        for n in range(self.count, 2 * self.count):
+            yield {"n": n}

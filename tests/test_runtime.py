@@ -450,3 +450,25 @@ def test_a_source_that_cannot_replay_says_what_it_lost(cluster: Cluster, tmp_pat
     assert any(
         "source 'src' cannot replay" in p and "at-most-once" in p for p in result.problems
     ), result.problems
+
+
+def test_a_waiting_source_does_not_hold_up_a_checkpoint(cluster: Cluster, tmp_path: Path) -> None:
+    """A source's wait() ends when a checkpoint is due: downstream, an element aligning
+    barriers would otherwise hold its other inputs back until the wait is over."""
+    out, waited = tmp_path / "out.jsonl", tmp_path / "waited"
+    tc = chain(
+        "waits",
+        [
+            (
+                "src",
+                "runtime_elements:WaitsLong",
+                {"count": 100, "seconds": 120, "path": str(waited)},
+            ),
+            ("sink", "runtime_elements:Collect", {"path": str(out)}),
+        ],
+    )
+    result = cluster.run(tc, fusion="off", snapshot_every=0.2)
+    assert result.exit_code == 0, result.problems
+    assert waited.read_text() == "early"
+    assert result.summary()["checkpoints"]["completed"] >= 1
+    assert sorted(r["n"] for r in lines(out)) == list(range(200))
