@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -113,8 +114,10 @@ class Enrichment(Source):
                 self.log(f"dataset version {self.version}: {self.sent:,} rows")
             if self.watch <= 0 or self._stream_ended():
                 return
-            self.wait(self.watch)
-            yield None
+            until = time.monotonic() + self.watch
+            while time.monotonic() < until:
+                self.wait(until - time.monotonic())  # may end early for a checkpoint
+                yield None
 
     def _send(self, rows: list[tuple[Any, dict[str, Any]]], skip: int) -> Iterator[Record]:
         n = 0

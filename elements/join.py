@@ -256,7 +256,10 @@ class JoinMember(Element):
     Stream records that arrive before the first version is complete wait (in the
     member's state) until it is. A version becomes current at a member when its
     end record arrives, after all of that member's rows of it; from then on every
-    record it enriches says that version, and older versions are dropped.
+    record it enriches says that version, and older versions are dropped — except
+    for stream records of partitions it has handed over while they were queued
+    here: those are enriched from a copy of the rows (and the version) current at
+    the hand-over, kept until the stream's marker arrives (``read_only_inputs``).
 
     Bad input: stream records still waiting when the stream ends with no dataset
     version complete go to the dead letters.
@@ -424,7 +427,12 @@ class JoinMember(Element):
             for entries in gens.get(self.current, {}).values():
                 kept.update(entries)
             self.kept.append((partitions, self.current, kept))
-        return {"current": self.current, "gens": gens, "waiting": moving}
+        return {
+            "current": self.current,
+            "gens": gens,
+            "waiting": moving,
+            "partitions": sorted(partitions),
+        }
 
     def export_early(self) -> bool:
         # before any version is complete, queued records would wait here for rows
@@ -432,10 +440,14 @@ class JoinMember(Element):
         return self.current is not None
 
     def release_partitions(self, partitions: frozenset[int]) -> None:
-        self.kept = [k for k in self.kept if not k[0] <= partitions]
+        # releases come in the order of the exports: drop the oldest copy they cover
+        for i, (kept, _, _) in enumerate(self.kept):
+            if kept <= partitions:
+                del self.kept[i]
+                return
 
     def import_partitions(self, state: Any) -> None:
-        back = {int(p) for parts in state["gens"].values() for p in parts}
+        back = set(state["partitions"])
         if back and self.kept:  # partitions coming back: served from their state again
             self.kept = [(ps - back, v, rows) for ps, v, rows in self.kept if ps - back]
         for v, parts in state["gens"].items():

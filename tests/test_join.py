@@ -349,3 +349,43 @@ def test_a_windowed_join_of_out_of_order_streams(
     assert all(r["src"] == r["response"]["from"] for r in rows)
     assert Counter(r["mid"] for r in read(late)) == late_mids
     assert sum(late_mids.values()) > 0 and len(pairs) > count // 2
+
+
+def test_a_member_serves_queued_records_of_handed_over_partitions_until_released() -> None:
+    """In-process: JoinMember's copy of exported partitions (an early export), its
+    version while a newer one completes, a move back, and releases in export order."""
+    from datablox.elements.join import JoinMember, dataset_record, version_end
+    from datablox.partition import partition_of
+    from datablox.testing import ElementHarness
+
+    member = ElementHarness(JoinMember, {"key": "key", "kind": "left"})
+
+    def load(version: int, without: frozenset[int] = frozenset()) -> None:
+        """Version ``version``'s rows, but those of ``without`` (routed elsewhere)."""
+        rows = [dataset_record(r, version, ["key"], ["code"]) for r in dataset(version)]
+        rows = [r for r in rows if partition_of(r["key"]) not in without]
+        member.push([*rows, version_end(version, len(rows))], port="dataset")
+
+    def enrich(key: str) -> list[tuple[Any, int]]:
+        return [(r["match"], r["dataset_version"]) for r in member.push([{"key": key}])]
+
+    load(1)
+    p = frozenset({partition_of("k0")})
+    state = member.element.export_partitions(p, partition_of)
+    assert state["partitions"] == sorted(p)
+    # a queued record of k0 is still enriched, from version 1's rows
+    assert enrich("k0") == [(r, 1) for r in dataset(1) if r["code"] == "k0"]
+    load(2, without=p)  # version 2 completes here meanwhile: k0's queued records keep 1
+    assert enrich("k0") == [(r, 1) for r in dataset(1) if r["code"] == "k0"]
+    assert {v for _, v in enrich("k1")} == {2}
+    member.element.release_partitions(p)
+    assert enrich("k0") == [(None, 2)]  # not held here any more
+    # handed over again, then back before the first release: the copy is not used
+    member.element.export_partitions(p, partition_of)
+    member.element.export_partitions(p, partition_of)  # (nothing left: a second move)
+    assert len(member.element.kept) == 2
+    member.element.release_partitions(p)  # releases the oldest copy only
+    assert len(member.element.kept) == 1
+    back = {"current": 2, "gens": {2: {}}, "waiting": [], "partitions": sorted(p)}
+    member.element.import_partitions(back)
+    assert member.element.kept == []

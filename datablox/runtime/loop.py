@@ -99,15 +99,20 @@ class EventLoop(Checkpointing):
     def wait(self, seconds: float) -> None:
         """Pause a source while still flushing batches and answering control messages.
 
-        Returns early when a checkpoint is due: elements downstream that align its
-        barrier with other inputs' would otherwise hold those inputs back meanwhile.
+        Returns early, once per checkpoint, when one is due: elements downstream that
+        align its barrier with other inputs' would otherwise hold those inputs back
+        meanwhile (the source takes it once it yields).
         """
         for hosted in self.hosted.values():
             hosted.ctx.flush()
         previous = self.clock.enter(None)
         deadline = time.monotonic() + seconds
         try:
-            while not self.stopping and not self.checkpoint_due():
+            while not self.stopping:
+                take = self.pending_take()
+                if take is not None and take != self.wait_cut:
+                    self.wait_cut = take
+                    break
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -115,9 +120,12 @@ class EventLoop(Checkpointing):
         finally:
             self.clock.leave(previous)
 
-    def checkpoint_due(self) -> bool:
-        """Whether this process has a checkpoint to take (see ProcessRuntime)."""
-        return False
+    #: the checkpoint a source's wait() last ended early for
+    wait_cut: int | None = None
+
+    def pending_take(self) -> int | None:
+        """The checkpoint this process has to take, if any (see ProcessRuntime)."""
+        return None
 
     def while_blocked(self, sock: Socket) -> None:
         """Wait until ``sock`` has room (or a while), answering queries and control meanwhile."""

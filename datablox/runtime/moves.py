@@ -48,8 +48,9 @@ class Resharding:
         self.moves_out: dict[int, dict[str, Any]] = {}
         #: move id -> input connections whose marker has arrived
         self.markers: dict[int, set[int]] = {}
-        #: move id -> (member, partitions) exported early, kept until every marker is in
-        self.releasing: dict[int, tuple[Hosted, frozenset[int]]] = {}
+        #: move id -> (member, partitions, its inputs at the export) for an export that
+        #: came early: the member keeps a copy until those inputs' markers are in
+        self.releasing: dict[int, tuple[Hosted, frozenset[int], set[int]]] = {}
 
     def ops(self) -> dict[str, Any]:
         return {
@@ -168,7 +169,8 @@ class Resharding:
             del self.moves_out[move]
             if hosted.element.read_only_inputs:
                 partitions = frozenset(p for parts in msg["parts"].values() for p in parts)
-                self.releasing[move] = (hosted, partitions)
+                # inputs connected later carry no marker of this move
+                self.releasing[move] = (hosted, partitions, self.awaited(hosted, early=False))
             else:
                 self.markers.pop(move, None)
             started = time.monotonic()
@@ -189,8 +191,8 @@ class Resharding:
                 bytes=size,
                 seconds=time.monotonic() - started,
             )
-        for move, (hosted, partitions) in list(self.releasing.items()):
-            if self.awaited(hosted, early=False) <= self.markers.get(move, set()):
+        for move, (hosted, partitions, inputs) in list(self.releasing.items()):
+            if inputs & self.awaited(hosted, early=False) <= self.markers.get(move, set()):
                 del self.releasing[move]
                 self.markers.pop(move, None)
                 self._hook(hosted, "release_partitions", partitions)

@@ -368,7 +368,11 @@ class ProcessRuntime(EventLoop):
     def checkpoint_due(self) -> bool:
         """A paced or waiting source ends its batch (and its wait) early so a checkpoint
         is not held up."""
-        return any(kind == "take" for kind, _ in self.checkpoint_work)
+        return self.pending_take() is not None
+
+    def pending_take(self) -> int | None:
+        takes = [checkpoint for kind, checkpoint in self.checkpoint_work if kind == "take"]
+        return max(takes) if takes else None
 
     def run(self) -> int:
         self.poller.register(self.control, zmq.POLLIN)
