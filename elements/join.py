@@ -343,15 +343,17 @@ class JoinMember(Element):
         """Enrich the records of partitions exported early (queued here before the
         switch) from the rows kept for them; return the others."""
         rest: list[Record] = []
+        out: list[Record] = []
         for r in records:
             key = key_value(r, self.on)
             p = partition_of(key) if key is not MISSING else -1
             for partitions, version, rows in self.kept:
                 if p in partitions:
-                    self.emit_many(self._joined([r], rows, version))
+                    out.extend(self._joined([r], rows, version))
                     break
             else:
                 rest.append(r)
+        self.emit_many(out)
         return rest
 
     def _joined(

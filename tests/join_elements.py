@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from datablox import Element, Param, Source, push_in, push_out
+from benchmarks.elements import ReplaceAt  # noqa: F401  (the tests name it join_elements:ReplaceAt)
+from datablox import Element, Param, Source, push_out
 from datablox.elements.join import JoinMember
 from datablox.ports import query_in
 from tests.test_join import dataset
@@ -51,7 +51,7 @@ class SlowJoin(JoinMember):
         self.from_kept = 0
 
     def _enrich(self, records: list[Any]) -> None:
-        time.sleep(self.seconds * len(records))
+        time.sleep(self.seconds * len(records))  # a slow member, so records queue up
         super()._enrich(records)
 
     def _enrich_kept(self, records: list[Any]) -> list[Any]:
@@ -62,24 +62,6 @@ class SlowJoin(JoinMember):
     def on_finish(self) -> None:
         super().on_finish()
         (self.folder / self.name).write_text(str(self.from_kept))
-
-
-class ReplaceAt(Element):
-    """Passes records on; when record ``at`` goes by, copies ``source`` over ``target``
-    (a new dataset version appears mid-stream)."""
-
-    ports = (push_in("in"), push_out("out"))
-    params = (Param("at", "int"), Param("source", "path"), Param("target", "path"))
-
-    def on_start(self, params: dict[str, Any]) -> None:
-        self.at, self.source, self.target = params["at"], params["source"], params["target"]
-
-    def on_batch(self, port: str, records: list[Any]) -> None:
-        if any(r["id"] == self.at for r in records):
-            tmp = f"{self.target}.tmp"
-            shutil.copyfile(self.source, tmp)
-            os.replace(tmp, self.target)
-        self.emit_many(records)
 
 
 class Table(Element):
