@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import psutil
@@ -31,9 +32,17 @@ class LoadSampler:
         return {"cpu": cpu, "rss": rss, "peak_rss": peak}
 
     def node(self) -> dict[str, Any]:
-        """Cores and the cores in use since the last call (all processes of the node)."""
+        """Cores, the cores in use since the last call (all processes of the node), memory
+        and load average."""
         cores = psutil.cpu_count() or 1
-        return {"cores": cores, "cpu_used": psutil.cpu_percent(None) / 100.0 * cores}
+        mem = psutil.virtual_memory()
+        return {
+            "cores": cores,
+            "cpu_used": psutil.cpu_percent(None) / 100.0 * cores,
+            "mem_used": mem.total - mem.available,
+            "mem_total": mem.total,
+            "loadavg": os.getloadavg()[0],
+        }
 
     def forget(self, pid: int) -> None:
         self._procs.pop(pid, None)

@@ -48,8 +48,10 @@ def log_tail(path: Path, lines: int = 12) -> str:
 class Supervisor:
     """Launches element processes as ``python -m datablox.runtime.process SPEC``."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, cpus: list[int] | None = None) -> None:
         self.run_dir = run_dir
+        #: the CPUs element processes may run on (the node's CPU budget), None: all
+        self.cpus = cpus
         self.children: dict[str, Child] = {}
 
     def launch(self, spec: dict[str, Any]) -> Child:
@@ -59,7 +61,10 @@ class Supervisor:
         specs.mkdir(parents=True, exist_ok=True)
         logs.mkdir(parents=True, exist_ok=True)
         spec_path = specs / f"{name}.json"
-        spec_path.write_bytes(orjson.dumps(spec))
+        # readable by its owner only: it holds the process's control key
+        fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(orjson.dumps(spec))
         log_path = logs / f"{name}.log"
         with open(log_path, "ab") as log:
             # A session of its own: a Ctrl-C meant for the master must not hit
@@ -72,6 +77,11 @@ class Supervisor:
                 start_new_session=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
+        if self.cpus is not None:
+            try:
+                os.sched_setaffinity(popen.pid, self.cpus)
+            except OSError:
+                pass  # it exited already; reaped and reported as usual
         child = Child(name, spec, popen, log_path)
         self.children[name] = child
         return child

@@ -34,6 +34,8 @@ class RunOptions:
     #: the most element processes a node runs, shard members included
     #: (None: 4 per core, at least 16)
     max_processes: int | None = None
+    #: seconds a care-taker may stay silent before its node is declared lost
+    heartbeat_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if self.run_dir is not None and not isinstance(self.run_dir, Path):
@@ -57,6 +59,7 @@ class RunOptions:
             ("flush_ms", False),
             ("startup_timeout", True),
             ("snapshot_every", False),
+            ("heartbeat_timeout", True),
         ):
             value = getattr(self, name)
             ok = (

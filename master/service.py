@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import zmq
-
 from datablox import control
+from datablox.caretaker.runs import module_files, write_files
 from datablox.errors import RunError
 from datablox.master.checkpointing import Coordinator
-from datablox.master.planner import NodeInfo, Plan, plan
+from datablox.master.cluster import Cluster
+from datablox.master.planner import NodeInfo, Plan, plan, replace_lost
 from datablox.master.runopts import RunOptions, RunResult
 from datablox.master.shardrun import Action, ShardController
 from datablox.master.state import Command, RunState
@@ -24,6 +24,9 @@ from datablox.shards.layout import Layout
 
 #: Seconds to wait for a process's last report after the care-taker saw it exit.
 FINAL_REPORT_WAIT = 5.0
+#: A care-taker stops a run's processes after this share of the heartbeat timeout
+#: without a word from the master: before the master restores them elsewhere.
+LEASE_SHARE = 0.6
 
 
 class Display(Protocol):
@@ -31,46 +34,6 @@ class Display(Protocol):
     def update(self, state: RunState, elapsed: float) -> None: ...
     def log(self, text: str) -> None: ...
     def stop(self) -> None: ...
-
-
-class Master:
-    """Binds the control ROUTER that care-takers connect to."""
-
-    def __init__(self, bind: str = "tcp://127.0.0.1:*", zctx: zmq.Context | None = None) -> None:  # type: ignore[type-arg]
-        self.zctx = zctx or zmq.Context.instance()
-        self.router = self.zctx.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 1000)
-        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.router.bind(bind)
-        self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.nodes: dict[str, NodeInfo] = {}
-
-    def recv(self, timeout_ms: int) -> dict[str, Any] | None:
-        if not self.router.poll(timeout_ms):
-            return None
-        ident, data = self.router.recv_multipart()
-        msg = control.decode(data)
-        msg.setdefault("node", ident.decode())
-        if msg["op"] == "hello":
-            self.nodes[msg["node"]] = NodeInfo(msg["node"], int(msg.get("slots", 1)))
-        return msg
-
-    def send_node(self, node: str, msg: dict[str, Any]) -> None:
-        self.router.send_multipart([node.encode(), control.encode(msg)])
-
-    def wait_for_nodes(self, count: int, timeout: float) -> list[NodeInfo]:
-        deadline = time.monotonic() + timeout
-        while len(self.nodes) < count:
-            if time.monotonic() > deadline:
-                raise RunError(
-                    f"only {len(self.nodes)} of {count} care-taker(s) said hello "
-                    f"within {timeout:.0f} s"
-                )
-            self.recv(100)
-        return list(self.nodes.values())
-
-    def close(self) -> None:
-        self.router.close(linger=0)
 
 
 def min_members(tradecraft: dict[str, Any]) -> dict[str, int]:
@@ -97,27 +60,34 @@ class Run:
 
     def __init__(
         self,
-        master: Master,
+        master: Cluster,
         tradecraft: dict[str, Any],
         options: RunOptions,
         display: Display,
         interrupted: Callable[[], int],
+        shared: bool = True,
     ) -> None:
         self.master = master
+        #: the care-takers share this machine's disk (embedded): no files travel
+        self.shared = shared
         self.options = options
         self.display = display
         self.interrupted = interrupted
         nodes = list(master.nodes.values())
         if options.slots:
-            nodes = [NodeInfo(n.name, options.slots) for n in nodes]
+            nodes = [NodeInfo(n.name, options.slots, n.cores) for n in nodes]
         if options.max_processes is None:
             options.max_processes = max(16, 4 * (os.cpu_count() or 1))
         # shards run as members: the runtime's topology has x#1, x#2, ... in place of x
         self.layout = Layout(tradecraft, min_members(tradecraft))
         physical = self.layout.tradecraft()
-        # one embedded care-taker runs everything until many nodes are supported
+        load = {
+            link.name: float(link.figures.get("cpu_used", 0.0))
+            for link in master.links
+            if link.info is not None
+        }
         self.plan: Plan = plan(
-            physical, nodes, options.fusion, cheap_classes(physical), embedded=True
+            physical, nodes, options.fusion, cheap_classes(physical), embedded=shared, load=load
         )
         self.state = RunState(physical, self.plan)
         run_id = (
@@ -144,7 +114,13 @@ class Run:
             self, self.layout, [Action.parse(a) for a in options.reshard], options.autoscale
         )
         self.store = CheckpointStore(self.run_dir)
+        #: the topology's own modules, sent to care-takers that do not share this disk
+        self.modules = {} if shared else module_files(physical.get("search_path", []))
         self.crashed_at: float | None = None
+        #: when the last node loss was declared, and the nodes lost and fenced
+        self.lost_at: float | None = None
+        self.lost_nodes: list[str] = []
+        self.fenced: set[str] = set()
         #: seconds from a crash being noticed to the data flowing again, per restore
         self.recoveries: list[float] = []
         self.phase = "starting"
@@ -170,7 +146,8 @@ class Run:
                 "shard_paused": self._on_shard,
                 "moved_out": self._on_shard,
                 "moved_in": self._on_shard,
-                "node_load": self._on_shard,
+                "heartbeat": self._on_heartbeat,
+                "fenced": self._on_fenced,
             },
             "the master",
         )
@@ -185,9 +162,23 @@ class Run:
             )
         return found
 
+    def send_node(self, node: str, msg: dict[str, Any], blobs: list[bytes] | None = None) -> None:
+        self.master.send_node(node, {**msg, "run": self.run_id}, blobs)
+
     def to_process(self, process: str, msg: dict[str, Any]) -> None:
         node = self.state.processes[process].node
-        self.master.send_node(node, {"op": "send", "process": process, "msg": msg})
+        names: list[str] = []
+        if msg["op"] == "move_in" and not self.shared:
+            # a partition hand-over between members on different nodes travels through here
+            names = [f"checkpoints/{rel}" for rel in msg["files"]]
+        self.send_node(
+            node,
+            {"op": "send", "process": process, "msg": msg, "blobs": names},
+            self.read_files(names),
+        )
+
+    def read_files(self, names: list[str]) -> list[bytes]:
+        return [(self.run_dir / name).read_bytes() for name in names]
 
     def process_spec(self, process: str) -> dict[str, Any]:
         """What one element process is started with."""
@@ -202,28 +193,46 @@ class Run:
             epoch=self.epoch,
             routing=self.layout.routing(),
         )
+        if not self.shared:
+            # the care-taker puts the shipped modules on the import path instead
+            spec["modules"] = [str(i) for i in range(len(spec.pop("search_path", [])))]
         return spec
+
+    def start_message(self, op: str, specs: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+        """``launch`` or ``restore``: how a node runs this run's processes."""
+        msg: dict[str, Any] = {
+            "op": op,
+            "processes": specs,
+            "lease": self.options.heartbeat_timeout * LEASE_SHARE,
+            "ship": not self.shared,
+            **fields,
+        }
+        if self.shared:
+            msg["run_dir"] = str(self.run_dir)
+        return msg
+
+    def module_blobs(self) -> tuple[list[str], list[bytes]]:
+        names = [f"modules/{rel}" for rel in self.modules]
+        return names, [path.read_bytes() for path in self.modules.values()]
 
     def launch(self) -> None:
         by_node: dict[str, list[dict[str, Any]]] = {}
         for proc in self.plan.processes:
             by_node.setdefault(proc.node, []).append(self.process_spec(proc.name))
+        names, blobs = self.module_blobs()
         for node, specs in by_node.items():
-            self.master.send_node(
-                node,
-                {
-                    "op": "launch",
-                    "run_id": self.run_id,
-                    "run_dir": str(self.run_dir),
-                    "processes": specs,
-                },
-            )
+            self.send_node(node, {**self.start_message("launch", specs), "blobs": names}, blobs)
 
     def kill(self) -> None:
         if not self.kill_sent:
             self.kill_sent = True
-            for node in {p.node for p in self.plan.processes}:
-                self.master.send_node(node, {"op": "kill"})
+            for node in {p.node for p in self.state.processes.values()}:
+                self.send_node(node, {"op": "kill"})
+
+    def end(self) -> None:
+        """The run is over: every node drops it (and kills what is left of it)."""
+        for node in self.master.nodes:
+            self.send_node(node, {"op": "end"})
 
     def stop(self) -> None:
         self.state.stopping = True
@@ -254,8 +263,15 @@ class Run:
 
     # ---- control messages from care-takers and element processes ---------------
     def handle(self, msg: dict[str, Any]) -> None:
+        if msg.get("run", self.run_id) != self.run_id:
+            return  # about another run on the same care-taker
+        if msg.get("lost"):
+            self.fence(msg["node"])
+            return
         if msg.get("epoch", self.epoch) != self.epoch:
             return  # from a process of an incarnation a restore has replaced
+        if msg.get("files"):
+            write_files(self.run_dir, list(msg["files"]), list(msg["files"].values()))
         commands = self.dispatcher.dispatch(msg, msg.get("process", "")) or []
         for target, command in commands:
             if not self.state.processes[target].exited:
@@ -268,6 +284,13 @@ class Run:
 
     def _on_hello(self, msg: dict[str, Any], process: str) -> None:
         """A care-taker (re)connected; the master has recorded it."""
+
+    def _on_heartbeat(self, msg: dict[str, Any], process: str) -> None:
+        # the node's load, for the scaling policy's CPU budget
+        self.shards.on_message({**msg, "op": "node_load"}, process)
+
+    def _on_fenced(self, msg: dict[str, Any], process: str) -> None:
+        """A node says the run is stopped there (an answer to a late message)."""
 
     def _on_ready(self, msg: dict[str, Any], process: str) -> None:
         st = self.state
@@ -365,7 +388,7 @@ class Run:
     def _on_problem(self, msg: dict[str, Any], process: str) -> None:
         self.state.problems.append(str(msg.get("text")))
 
-    def restore(self, process: str, code: int, log: str) -> None:
+    def restore(self, why: str) -> None:
         """Start every element again from the newest completed checkpoint (a new epoch)."""
         st = self.state
         now = time.monotonic()
@@ -376,20 +399,80 @@ class Run:
         live = {st.process_of[e] for e in self.shards.live_elements()}
         st.on_restore(live)
         self.phase = "recovering"
-        self.display.log(
-            f"process {process} ({', '.join(st.processes[process].elements)}) died with exit "
-            f"code {code}; restoring every element from checkpoint {checkpoint} "
-            f"(restart {st.processes[process].restarts}/{self.options.max_restarts})"
-        )
+        self.display.log(f"{why}; restoring every element from checkpoint {checkpoint}")
         restore = {"checkpoint": checkpoint, "files": files}
-        by_node: dict[str, list[dict[str, Any]]] = {p.node: [] for p in st.processes.values()}
+        by_node: dict[str, list[dict[str, Any]]] = {n: [] for n in self.master.nodes}
         for name in sorted(live):
             by_node[st.processes[name].node].append(self.process_spec(name))
         for node, specs in by_node.items():
-            self.master.send_node(
-                node,
-                {"op": "restore", "epoch": self.epoch, "restore": restore, "processes": specs},
+            names: list[str] = []
+            if not self.shared:
+                # the node may not have these snapshots (it ran other elements, or none)
+                elements = {e for spec in specs for e in st.processes[spec["process"]].elements}
+                names, _ = self.module_blobs()
+                names += [f"checkpoints/{files[e]}" for e in sorted(elements) if e in files]
+            message = self.start_message(
+                "restore", specs, epoch=self.epoch, restore=restore, blobs=names
             )
+            self.send_node(node, message, self.read_node_files(names))
+
+    def read_node_files(self, names: list[str]) -> list[bytes]:
+        return [
+            self.modules[n.removeprefix("modules/")].read_bytes()
+            if n.startswith("modules/")
+            else (self.run_dir / n).read_bytes()
+            for n in names
+        ]
+
+    def watch_nodes(self, now: float) -> None:
+        """Heartbeat every node; declare lost those silent for the heartbeat timeout."""
+        self.master.heartbeat(now)
+        for node in self.master.silent(self.options.heartbeat_timeout, now):
+            self.node_lost(node, now)
+
+    def node_lost(self, node: str, now: float) -> None:
+        """A node stopped answering: its elements run on the others from now on."""
+        st = self.state
+        self.master.mark_lost(node)
+        self.lost_nodes.append(node)
+        affected = sorted(p.name for p in st.processes.values() if p.node == node)
+        self.display.log(
+            f"node '{node}' missed heartbeats for {self.options.heartbeat_timeout:g} s: "
+            f"declared lost ({len(affected)} process(es) ran there)"
+        )
+        if not affected or self.kill_sent or st.done():
+            return
+        survivors = list(self.master.nodes.values())
+        if not survivors:
+            st.problems.append(f"node '{node}' was lost and no other node is left")
+            self.kill()
+            return
+        load = {link.name: float(link.figures.get("cpu_used", 0.0)) for link in self.master.links}
+        moves, reasons = replace_lost(
+            {p.name: p.node for p in st.processes.values()},
+            {p.name: p.elements for p in st.processes.values()},
+            node,
+            survivors,
+            load,
+        )
+        for process, target in moves.items():
+            st.move_process(process, target)
+        for reason in reasons:
+            self.display.log(reason)
+        if self.phase in ("running", "recovering") and self.checkpoints.restorable():
+            self.lost_at = now
+            self.restore(f"node '{node}' lost")
+        else:
+            st.problems.append(f"node '{node}' was lost before the topology had started")
+            self.kill()
+
+    def fence(self, node: str) -> None:
+        """A node declared lost speaks again: whatever of this run it still runs is stopped
+        (its elements run elsewhere now), and nothing it says counts."""
+        if node not in self.fenced:
+            self.fenced.add(node)
+            self.display.log(f"node '{node}' is back; fencing it: this run's processes there stop")
+        self.master.fence(node, {"op": "fence", "run": self.run_id})
 
     def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
         st = self.state
@@ -403,7 +486,11 @@ class Run:
         ):
             if st.processes[process].restarts < self.options.max_restarts:
                 st.processes[process].restarts += 1
-                self.restore(process, code, msg.get("log", ""))
+                elements = ", ".join(st.processes[process].elements)
+                self.restore(
+                    f"process {process} ({elements}) died with exit code {code} (restart "
+                    f"{st.processes[process].restarts}/{self.options.max_restarts})"
+                )
                 return []
             kind = "gave_up"
             self.kill()
@@ -460,6 +547,7 @@ class Run:
                     self.handle(msg)
                     msg = self.master.recv(0)
                 now = time.monotonic()
+                self.watch_nodes(now)
                 if self.phase == "running":
                     if not self.shards.busy():
                         self.ask_checkpoint(now)
@@ -469,6 +557,7 @@ class Run:
                     last_draw = now
                     self.display.update(self.state, now - started)
         finally:
+            self.end()
             self.display.update(self.state, time.monotonic() - started)
             self.display.stop()
         elapsed = time.monotonic() - (self.go_at or started)
@@ -497,6 +586,7 @@ class Run:
             "completed": stats.completed,
             "last": self.checkpoints.completed,
             "restores": stats.restores,
+            "lost_nodes": list(self.lost_nodes),
             "recovery_seconds": [round(r, 3) for r in self.recoveries],
             "median_seconds": durations[len(durations) // 2] if durations else None,
             "last_bytes": stats.last_bytes,

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from datablox.errors import RunError
-from datablox.master.planner import process_name
+from datablox.master.planner import pick_node, process_name, shard_of
 from datablox.partition import PARTITIONS
 from datablox.registry import resolve
 from datablox.shards.layout import Layout, member_name
@@ -419,7 +419,7 @@ class ShardController:
         run, st = self.run, self.run.state
         member = self.layout.add_member(name)
         entry = self.layout.member_entry(name, member)
-        node = next(iter(run.master.nodes))
+        node = self.member_node(name)
         process = process_name(len(st.processes), entry["name"])
         st.add_process(process, node, entry)
         self.spawned[process] = entry["name"]
@@ -429,9 +429,26 @@ class ShardController:
         run.checkpoints.elements = frozenset(self.live_elements())
         spec = run.process_spec(process)
         spec["joining"] = True
-        run.master.send_node(node, {"op": "spawn", "processes": [spec]})
+        names, blobs = run.module_blobs()
+        run.send_node(node, {"op": "spawn", "processes": [spec], "blobs": names}, blobs)
         run.display.log(f"shard '{name}': starting member {entry['name']}")
         return str(entry["name"])
+
+    def member_node(self, name: str) -> str:
+        """The node for a new member of shard ``name``: the least loaded, preferring nodes
+        with fewer of its members."""
+        st = self.run.state
+        nodes = list(self.run.master.nodes.values())
+        count: dict[str, int] = {}
+        members: dict[str, int] = {}
+        for proc in st.processes.values():
+            if proc.exited:
+                continue
+            count[proc.node] = count.get(proc.node, 0) + 1
+            if any(shard_of(e) == name for e in proc.elements):
+                members[proc.node] = members.get(proc.node, 0) + 1
+        load = {n: float(v.get("cpu_used", 0.0)) for n, v in self.node_load.items()}
+        return pick_node(nodes, count, load, 1, members)[0].name
 
     def started(self, member: str) -> bool:
         st = self.run.state

@@ -132,6 +132,12 @@ class RunState:
         self.entries[entry["name"]] = entry
         self.elements[entry["name"]] = ElementView(entry["name"], entry["class"], process, node)
 
+    def move_process(self, process: str, node: str) -> None:
+        """``process`` runs on ``node`` from its next start (its node was lost)."""
+        self.processes[process].node = node
+        for element in self.processes[process].elements:
+            self.elements[element].node = node
+
     def set_connections(self, connections: list[dict[str, Any]]) -> None:
         """The connections of the run now (after members were added or removed)."""
         known = {c["id"] for c in self.all_connections}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,8 +16,10 @@ import pytest
 import zmq
 
 from datablox.caretaker.agent import CareTaker
+from datablox.master.cluster import Cluster as NodeCluster
 from datablox.master.display import QuietDisplay
-from datablox.master.service import Master, Run, RunOptions, RunResult
+from datablox.master.embedded import local_cluster
+from datablox.master.service import Run, RunOptions, RunResult
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -67,7 +68,7 @@ def no_leaked_processes() -> Iterator[None]:
 class Cluster:
     """A master with one in-process care-taker ('local'); ``run`` executes a tradecraft dict."""
 
-    master: Master
+    master: NodeCluster
     caretaker: CareTaker
     tmp: Path
 
@@ -82,21 +83,11 @@ class Cluster:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     zctx = zmq.Context()
-    master = Master("tcp://127.0.0.1:*", zctx)
-    caretaker = CareTaker(master.endpoint, node="local", zctx=zctx, root=tmp_path / "runs")
-    thread = threading.Thread(target=caretaker.serve, daemon=True)
-    thread.start()
-    try:
-        master.wait_for_nodes(1, timeout=20)
+    with local_cluster(zctx, root=tmp_path / "runs") as (master, caretaker):
         yield Cluster(master, caretaker, tmp_path)
-    finally:
-        master.send_node("local", {"op": "shutdown"})
-        thread.join(timeout=20)
-        assert not thread.is_alive(), "care-taker thread did not stop"
-        master.close()
-        open_sockets = [s for s in list(zctx._sockets) if not s.closed]  # type: ignore[attr-defined]
-        zctx.destroy(linger=0)
-        assert not open_sockets, f"sockets left open: {open_sockets}"
+    open_sockets = [s for s in list(zctx._sockets) if not s.closed]  # type: ignore[attr-defined]
+    zctx.destroy(linger=0)
+    assert not open_sockets, f"sockets left open: {open_sockets}"
 
 
 PYTHON = sys.executable

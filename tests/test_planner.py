@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from datablox.errors import DatabloxError
-from datablox.master.planner import FusionMode, NodeInfo, Plan, chain_edges, place_nodes, plan
+from datablox.master.planner import (
+    FusionMode,
+    NodeInfo,
+    Plan,
+    chain_edges,
+    place_nodes,
+    plan,
+    replace_lost,
+)
 
 LOCAL = [NodeInfo("local", 8)]
 
@@ -155,7 +163,7 @@ def test_elements_go_to_their_on_node_and_the_rest_to_the_least_loaded() -> None
         ["a", ("b", {"node": "n2"}), "c", "d", ("e", {"node": "n2"})], ["a>b", "b>c", "c>d", "d>e"]
     )
     nodes = [NodeInfo("n1", 2), NodeInfo("n2", 2)]
-    placed, notices = place_nodes(tc, nodes, embedded=False)
+    placed, notices, _ = place_nodes(tc, nodes, embedded=False)
     assert placed == {"a": "n1", "b": "n2", "c": "n1", "d": "n2", "e": "n2"}
     assert notices == []
     p = plan(tc, nodes, "off", embedded=False)
@@ -174,9 +182,10 @@ def test_elements_go_to_their_on_node_and_the_rest_to_the_least_loaded() -> None
 
 def test_least_loaded_counts_load_relative_to_slots() -> None:
     tc = topo(["a", "b", "c", "d", "e", "f"], [])
-    placed, _ = place_nodes(tc, [NodeInfo("big", 4), NodeInfo("small", 2)], embedded=False)
-    assert sorted(n for n, node in placed.items() if node == "big") == ["a", "c", "d", "f"]
-    assert sorted(n for n, node in placed.items() if node == "small") == ["b", "e"]
+    placed, _, _ = place_nodes(tc, [NodeInfo("big", 4), NodeInfo("small", 2)], embedded=False)
+    # each goes where it leaves the least work per slot: 4 on big, 2 on small
+    assert sorted(n for n, node in placed.items() if node == "big") == ["a", "b", "d", "e"]
+    assert sorted(n for n, node in placed.items() if node == "small") == ["c", "f"]
 
 
 def test_elements_on_different_nodes_are_never_fused() -> None:
@@ -218,6 +227,39 @@ def test_sharded_elements_are_never_fused(fusion: FusionMode) -> None:
     tc = topo(["a", ("b", {"shard": {"min": 1, "max": 4}}), "c", "d"], ["a>b", "b>c", "c>d"])
     p = plan(tc, [NodeInfo("local", 1)], fusion, cheap={"b": True, "c": True, "d": True})
     assert groups(p) == [["a"], ["b"], ["c", "d"]]
+
+
+def test_busy_cores_count_as_load_and_fused_chains_are_placed_together() -> None:
+    tc = topo(["a", "b", "c", "d"], ["a>b", "c>d"])
+    nodes = [NodeInfo("n1", 2), NodeInfo("n2", 2)]
+    p = plan(tc, nodes, "max", embedded=False, load={"n1": 1.5})
+    assert [(proc.elements, proc.node) for proc in p.processes] == [
+        (["a", "b"], "n2"),
+        (["c", "d"], "n1"),
+    ]
+    assert p.reasons[0] == "'a' on n2: least loaded (0 placed, 0.0 cores busy, 2 slots) (with b)"
+
+
+def test_a_shards_members_are_spread_over_the_nodes() -> None:
+    tc = topo(["src", "x#1", "x#2", "x#3", "x#4"], [])
+    placed, _, reasons = place_nodes(
+        tc, [NodeInfo("n1", 8), NodeInfo("n2", 8)], embedded=False, load={"n1": 1.0}
+    )
+    members = [placed[f"x#{i}"] for i in range(1, 5)]
+    assert sorted(members) == ["n1", "n1", "n2", "n2"]
+    assert "1 other member(s) of its shard there" not in reasons[2]
+    assert "0 other member(s) of its shard there" in reasons[2]
+
+
+def test_the_processes_of_a_lost_node_go_to_the_least_loaded_survivors() -> None:
+    node_of = {"p0-a": "n1", "p1-x#1": "n2", "p2-x#2": "n3", "p3-c": "n2"}
+    elements_of = {"p0-a": ["a"], "p1-x#1": ["x#1"], "p2-x#2": ["x#2"], "p3-c": ["c"]}
+    moves, reasons = replace_lost(
+        node_of, elements_of, "n2", [NodeInfo("n1", 4), NodeInfo("n3", 4)]
+    )
+    # the shard member avoids n3, where the other member runs; c then evens the count
+    assert moves == {"p1-x#1": "n1", "p3-c": "n3"}
+    assert reasons[0].startswith("process p1-x#1 (x#1) moves from 'n2' to 'n1': least loaded")
 
 
 def test_process_names_are_safe_for_group_members() -> None:

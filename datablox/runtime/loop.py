@@ -26,6 +26,7 @@ from datablox.runtime.clock import Clock
 from datablox.runtime.hosted import Hosted
 from datablox.runtime.links import DroppingLink, LocalLink, RemoteLink, decode_query, encode_reply
 from datablox.runtime.snapshots import Checkpointing
+from datablox.security import KeyPair, connect_curve
 
 REPORT_EVERY = 1.0
 #: How long the loop goes on handling batches of one input before it serves the rest.
@@ -48,7 +49,10 @@ class EventLoop(Checkpointing):
         self.pid_name: str = spec["process"]
         self.zctx = zmq.Context()
         self.control = self.zctx.socket(zmq.DEALER)
-        self.control.setsockopt(zmq.IDENTITY, self.pid_name.encode())
+        self.control.setsockopt(zmq.IDENTITY, spec.get("ident", self.pid_name).encode())
+        keys = spec.get("control_keys")
+        if keys:
+            connect_curve(self.control, KeyPair.from_fields(keys), keys["server"].encode())
         self.control.setsockopt(zmq.LINGER, 2000)
         self.control.connect(spec["control"])
         self.batch_size: int = spec.get("batch_size", 1024)
@@ -58,6 +62,7 @@ class EventLoop(Checkpointing):
         # mark: the queue of a connection would not really be bounded.
         self.sockbuf: int = spec.get("sockbuf", 256 * 1024)
         self.host: str = spec.get("host", "127.0.0.1")
+        self.advertise: str = spec.get("advertise") or self.host
         self.clock = Clock()
         self.hosted: dict[str, Hosted] = {}
         self.links: list[RemoteLink | LocalLink | DroppingLink] = []

@@ -51,7 +51,9 @@ def bind_inputs(rt: EventLoop) -> dict[str, str]:
             sock.setsockopt(zmq.SNDHWM, 0)
             sock.setsockopt(zmq.RCVHWM, 0)
         sock.bind(f"tcp://{rt.host}:*")
-        endpoints[key] = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        port = sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1]
+        # bound on the node's bind address, reached at its advertised address
+        endpoints[key] = f"tcp://{rt.advertise}:{port}"
         table = rt.in_sockets if kind == zmq.PULL else rt.query_sockets
         table[sock] = (target, dst["port"])
         rt.poller.register(sock, zmq.POLLIN)
