@@ -15,6 +15,8 @@ from rich.console import Console
 
 from datablox.codec import get_codec
 from datablox.errors import DatabloxError, TopologyError
+from datablox.master import nodecli
+from datablox.security import DEFAULT_KEYS
 
 app = typer.Typer(
     help="Check, compile and run datablox topologies (.topo files or tradecraft JSON).",
@@ -234,8 +236,26 @@ def run(
         Path | None,
         typer.Option(help="Also write the final per-element figures as JSON to this file."),
     ] = None,
+    nodes: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run on the care-takers of this hosts file (deployed with 'datablox-master "
+            "deploy') instead of an embedded one."
+        ),
+    ] = None,
+    keys: Annotated[
+        Path, typer.Option(help="Key folder of this client (with --nodes).")
+    ] = DEFAULT_KEYS,
+    heartbeat_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a care-taker may stay silent before its node is declared lost and its "
+            "elements are restored on the other nodes."
+        ),
+    ] = 5.0,
 ) -> None:
-    """Run a topology on this machine: an embedded care-taker starts every element process.
+    """Run a topology: on this machine (an embedded care-taker starts every element process),
+    or on deployed care-takers (--nodes HOSTS_FILE).
 
     Shows a live table (records/s, backlog, busy %, restarts) and exits when the
     topology finishes: 0 on success, 1 when an element failed, 2 for a topology
@@ -250,6 +270,11 @@ def run(
     try:
         result = _load(file, set_)
         get_codec(codec)
+        hosts = None
+        if nodes is not None:
+            from datablox.master.hosts import load_hosts
+
+            hosts = load_hosts(nodes)
     except DatabloxError as exc:
         _fail(exc)
     if summary_json:
@@ -282,9 +307,17 @@ def run(
         reshard=list(reshard or []),
         max_processes=max_processes,
         run_dir=run_dir,
+        heartbeat_timeout=heartbeat_timeout,
     )
     try:
-        outcome = run_embedded(result.tradecraft, options, shown, lambda: interrupts[0])
+        if hosts is not None:
+            from datablox.master.nodes import run_on_nodes
+
+            outcome = run_on_nodes(
+                result.tradecraft, options, shown, hosts, keys, lambda: interrupts[0]
+            )
+        else:
+            outcome = run_embedded(result.tradecraft, options, shown, lambda: interrupts[0])
     except DatabloxError as exc:
         _fail(exc, 1)
     print_summary(outcome, err, table=mode != "quiet")
@@ -336,6 +369,10 @@ def describe(
     for prm in cls.params:
         default = "required" if prm.default is REQUIRED else f"default {prm.default!r}"
         print(f"  {prm.name}: {prm.type} ({default})" + (f" — {prm.doc}" if prm.doc else ""))
+
+
+for command in (nodecli.keys, nodecli.deploy, nodecli.undeploy, nodecli.status):
+    app.command()(command)
 
 
 def main() -> None:
