@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from benchmarks import joins, shards
+from benchmarks import joins, nodes, shards
 from benchmarks.baselines import python_loop, zmq_pipeline
 from benchmarks.codecs import measure_codecs
 from benchmarks.peers import bytewax_available, bytewax_pipeline, bytewax_version
@@ -41,6 +41,7 @@ GROUPS = {
     "joins": "1,000,000 records enriched from a 10,000-row table: datablox Join vs Bytewax",
     "joins_split": "a JOIN at 0.5 ms CPU per record: one member, then its first split (~2 min)",
     "joins_swap": "latency of a stream through a JOIN while its dataset file is replaced",
+    "nodes": "pipeline over 3 namespace hosts vs one, a host's loss, CURVE cost (root, sshd)",
 }
 
 
@@ -146,6 +147,9 @@ def measure(
     if "joins_swap" in groups:
         say("swapping a JOIN's dataset mid-stream…")
         got["joins_swap"] = joins.swap()
+    if "nodes" in groups:
+        say("deploying 3 namespace hosts; pipeline spread vs one host; a host's loss…")
+        got["nodes"] = nodes.measure()
     return got
 
 
@@ -244,7 +248,7 @@ def figure_rows(got: dict[str, Any]) -> list[list[str]]:
             [f"peak RSS of '{name}' (4-process run)", f"{e['peak_rss'] / 1e6:.1f} MB", "", ""]
             for name, e in elements.items()
         ]
-    return rows + shards.figure_rows(got) + joins.figure_rows(got)
+    return rows + shards.figure_rows(got) + joins.figure_rows(got) + nodes.figure_rows(got)
 
 
 def target_rows(got: dict[str, Any]) -> list[list[str]]:
@@ -312,7 +316,7 @@ def target_rows(got: dict[str, Any]) -> list[list[str]]:
                 met(worst <= 1),
             ]
         )
-    return rows + shards.target_rows(got) + joins.target_rows(got)
+    return rows + shards.target_rows(got) + joins.target_rows(got) + nodes.target_rows(got)
 
 
 def main(argv: list[str] | None = None) -> int:

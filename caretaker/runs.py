@@ -91,7 +91,7 @@ def module_files(folders: list[str]) -> dict[str, Path]:
             found[f"{index}/{path.name}"] = path
         for init in sorted(root.glob("*/__init__.py")):
             package = init.parent
-            if package.name.startswith(".") or package.name in ("__pycache__", "tests"):
+            if package.name.startswith(".") or package.name in ("__pycache__", "tests", "datablox"):
                 continue
             for path in sorted(package.rglob("*.py")):
                 if "__pycache__" not in path.parts:

@@ -246,6 +246,13 @@ def run(
     keys: Annotated[
         Path, typer.Option(help="Key folder of this client (with --nodes).")
     ] = DEFAULT_KEYS,
+    encrypt_data: Annotated[
+        bool,
+        typer.Option(
+            help="Encrypt the data plane too (CURVE on every push and query connection; "
+            "see the benchmark for its cost). The control plane always is."
+        ),
+    ] = False,
     heartbeat_timeout: Annotated[
         float,
         typer.Option(
@@ -308,6 +315,7 @@ def run(
         max_processes=max_processes,
         run_dir=run_dir,
         heartbeat_timeout=heartbeat_timeout,
+        encrypt_data=encrypt_data,
     )
     try:
         if hosts is not None:

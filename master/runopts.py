@@ -36,6 +36,8 @@ class RunOptions:
     max_processes: int | None = None
     #: seconds a care-taker may stay silent before its node is declared lost
     heartbeat_timeout: float = 5.0
+    #: encrypt the data plane (CURVE on every push and query connection)
+    encrypt_data: bool = False
 
     def __post_init__(self) -> None:
         if self.run_dir is not None and not isinstance(self.run_dir, Path):

@@ -20,6 +20,7 @@ from datablox.master.shardrun import Action, ShardController
 from datablox.master.state import Command, RunState
 from datablox.registry import add_search_path, resolve
 from datablox.runtime.checkpoints import CheckpointStore
+from datablox.security import KeyPair
 from datablox.shards.layout import Layout
 
 #: Seconds to wait for a process's last report after the care-taker saw it exit.
@@ -114,6 +115,8 @@ class Run:
             self, self.layout, [Action.parse(a) for a in options.reshard], options.autoscale
         )
         self.store = CheckpointStore(self.run_dir)
+        #: the data plane's CURVE key pair (one per run), when it is encrypted
+        self.data_keys = KeyPair.generate() if options.encrypt_data else None
         #: the topology's own modules, sent to care-takers that do not share this disk
         self.modules = {} if shared else module_files(physical.get("search_path", []))
         self.crashed_at: float | None = None
@@ -193,6 +196,8 @@ class Run:
             epoch=self.epoch,
             routing=self.layout.routing(),
         )
+        if self.data_keys is not None:
+            spec["data_keys"] = self.data_keys.fields()
         if not self.shared:
             # the care-taker puts the shipped modules on the import path instead
             spec["modules"] = [str(i) for i in range(len(spec.pop("search_path", [])))]

@@ -63,6 +63,8 @@ class EventLoop(Checkpointing):
         self.sockbuf: int = spec.get("sockbuf", 256 * 1024)
         self.host: str = spec.get("host", "127.0.0.1")
         self.advertise: str = spec.get("advertise") or self.host
+        #: the run's key pair when its data plane is encrypted (CURVE), else None
+        self.data_keys = KeyPair.from_fields(spec["data_keys"]) if spec.get("data_keys") else None
         self.clock = Clock()
         self.hosted: dict[str, Hosted] = {}
         self.links: list[RemoteLink | LocalLink | DroppingLink] = []

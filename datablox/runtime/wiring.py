@@ -19,6 +19,7 @@ from datablox.runtime.shardlink import (
     PoolLink,
     ShardLink,
 )
+from datablox.security import connect_curve, serve_curve
 
 
 def bind_inputs(rt: EventLoop) -> dict[str, str]:
@@ -50,6 +51,8 @@ def bind_inputs(rt: EventLoop) -> dict[str, str]:
             # (an asker bounds what it has in flight, a batch's queries at most)
             sock.setsockopt(zmq.SNDHWM, 0)
             sock.setsockopt(zmq.RCVHWM, 0)
+        if rt.data_keys is not None:
+            serve_curve(sock, rt.data_keys, "data")
         sock.bind(f"tcp://{rt.host}:*")
         port = sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1]
         # bound on the node's bind address, reached at its advertised address
@@ -128,6 +131,8 @@ def push_link(rt: EventLoop, sender: Hosted, conn: dict[str, Any], address: str)
     """A push connection from ``sender`` to an element in another process at ``address``."""
     src, dst = conn["from"], conn["to"]
     sock = rt.zctx.socket(zmq.PUSH)
+    if rt.data_keys is not None:
+        connect_curve(sock, rt.data_keys, rt.data_keys.public)
     hwm, sockbuf = queue_bounds(rt, conn)
     pool = into_pool(conn)
     sock.setsockopt(zmq.SNDHWM, hwm)
@@ -166,6 +171,8 @@ def into_pool(conn: dict[str, Any]) -> bool:
 def dealer(rt: EventLoop, addresses: list[str]) -> zmq.Socket:  # type: ignore[type-arg]
     """The asking socket of a query port, connected to its answerers."""
     sock = rt.zctx.socket(zmq.DEALER)
+    if rt.data_keys is not None:
+        connect_curve(sock, rt.data_keys, rt.data_keys.public)
     sock.setsockopt(zmq.LINGER, 0)
     # a ROUTER drops answers beyond its high-water mark, silently: no limit at either end
     sock.setsockopt(zmq.SNDHWM, 0)
