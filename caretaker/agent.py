@@ -356,16 +356,28 @@ class CareTaker:
                 )
 
     def check_leases(self, now: float) -> None:
-        """Stop the processes of runs whose master has been silent for their lease."""
-        for run in list(self.runs.values()):
-            if run.lease and now - run.last_master > run.lease:
+        """Kill the processes of runs whose master has been silent for their lease.
+
+        They are reported as crashed (a master that is only slow restores them);
+        the run itself stays known here, so the master can restore it on this node.
+        A master that has declared this node lost never will: it fences it.
+        """
+        for run in self.runs.values():
+            if not run.lease or now - run.last_master <= run.lease:
+                continue
+            if run.supervisor.children:
                 log.warning(
                     "run %s: no word from its master for %.1f s; its processes here are "
-                    "stopped (the master restores them on other nodes)",
+                    "stopped (the master restores them, here or on other nodes)",
                     run.run_id,
                     now - run.last_master,
                 )
-                self.close_run(run)
+                for child in run.supervisor.children.values():
+                    try:
+                        os.killpg(child.popen.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            run.last_master = now
 
     def beat(self, now: float) -> None:
         """Heartbeats (with the node's load, sampled once a second) to every recent master."""

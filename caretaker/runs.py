@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from datablox.caretaker.supervisor import Supervisor
-from datablox.errors import ProtocolError
+from datablox.errors import DatabloxError, ProtocolError
 from datablox.security import KeyPair
 
 
@@ -77,6 +77,35 @@ def files_named(msg: dict[str, Any]) -> list[str]:
     if op == "moved_out":
         return list(msg.get("files", {}).values())
     return []
+
+
+def package_files(names: list[str], index: int) -> dict[str, Path]:
+    """The files of importable packages named ``names`` (``--ship``), to ship under folder
+    number ``index``; a name that is a folder ships that folder's modules instead."""
+    import importlib.util
+
+    found: dict[str, Path] = {}
+    for name in names:
+        if Path(name).is_dir():
+            continue  # shipped as a folder of its own (see module_files)
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or spec.origin is None:
+            raise DatabloxError(
+                f"--ship {name}: no such folder or importable module",
+                "name a folder, or a package importable here",
+            )
+        locations = list(spec.submodule_search_locations or [])
+        if not locations:
+            found[f"{index}/{Path(spec.origin).name}"] = Path(spec.origin)
+            continue
+        root = Path(locations[0])
+        for path in sorted(root.rglob("*.py")):
+            if "__pycache__" not in path.parts:
+                found[f"{index}/{name.replace('.', '/')}/{path.relative_to(root)}"] = path
+    return found
 
 
 def module_files(folders: list[str]) -> dict[str, Path]:

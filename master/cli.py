@@ -246,6 +246,13 @@ def run(
     keys: Annotated[
         Path, typer.Option(help="Key folder of this client (with --nodes).")
     ] = DEFAULT_KEYS,
+    ship: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --nodes: also send this folder's Python modules, or this importable "
+            "package, to the nodes (the .topo file's folder is always sent). Repeatable."
+        ),
+    ] = None,
     encrypt_data: Annotated[
         bool,
         typer.Option(
@@ -275,6 +282,11 @@ def run(
     from datablox.master.summary import print_summary
 
     try:
+        from datablox.registry import add_search_path
+
+        for folder in ship or []:
+            if Path(folder).is_dir():
+                add_search_path(str(Path(folder).resolve()))  # its modules are importable here too
         result = _load(file, set_)
         get_codec(codec)
         hosts = None
@@ -316,6 +328,7 @@ def run(
         run_dir=run_dir,
         heartbeat_timeout=heartbeat_timeout,
         encrypt_data=encrypt_data,
+        ship=list(ship or []),
     )
     try:
         if hosts is not None:

@@ -36,6 +36,8 @@ class RunOptions:
     max_processes: int | None = None
     #: seconds a care-taker may stay silent before its node is declared lost
     heartbeat_timeout: float = 5.0
+    #: more modules to send to the nodes: folders, or importable package names
+    ship: list[str] = field(default_factory=list)
     #: encrypt the data plane (CURVE on every push and query connection)
     encrypt_data: bool = False
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from datablox import control
-from datablox.caretaker.runs import module_files, write_files
+from datablox.caretaker.runs import module_files, package_files, write_files
 from datablox.errors import RunError
 from datablox.master.checkpointing import Coordinator
 from datablox.master.cluster import Cluster
@@ -118,7 +118,12 @@ class Run:
         #: the data plane's CURVE key pair (one per run), when it is encrypted
         self.data_keys = KeyPair.generate() if options.encrypt_data else None
         #: the topology's own modules, sent to care-takers that do not share this disk
-        self.modules = {} if shared else module_files(physical.get("search_path", []))
+        folders = [*physical.get("search_path", []), *(f for f in options.ship if Path(f).is_dir())]
+        packages = [n for n in options.ship if not Path(n).is_dir()]
+        self.module_folders = len(folders) + (1 if packages else 0)
+        self.modules = (
+            {} if shared else {**module_files(folders), **package_files(packages, len(folders))}
+        )
         self.crashed_at: float | None = None
         #: when the last node loss was declared, and the nodes lost and fenced
         self.lost_at: float | None = None
@@ -200,7 +205,8 @@ class Run:
             spec["data_keys"] = self.data_keys.fields()
         if not self.shared:
             # the care-taker puts the shipped modules on the import path instead
-            spec["modules"] = [str(i) for i in range(len(spec.pop("search_path", [])))]
+            spec.pop("search_path", None)
+            spec["modules"] = [str(i) for i in range(self.module_folders)]
         return spec
 
     def start_message(self, op: str, specs: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:

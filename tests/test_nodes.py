@@ -62,7 +62,7 @@ def deployed() -> Iterator[Deployed]:
     try:
         keys = hosts.tmp / "keys"
         make_keys(keys)
-        d = Deployed(hosts, hosts.write_hosts_file(cpus=2), keys)
+        d = Deployed(hosts, hosts.write_hosts_file(cpus=1), keys)
         done = d.master("deploy", str(d.hosts_file), "--keys", str(keys), timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "3 care-taker(s) deployed and answering" in done.stdout
@@ -82,9 +82,9 @@ def test_status_shows_every_node_and_a_redeploy_upgrades_in_place(deployed: Depl
     assert done.returncode == 0, done.stderr
     nodes = orjson.loads(done.stdout)
     assert [(n["name"], n["up"], n["cpus"]) for n in nodes] == [
-        ("h1", True, 2),
-        ("h2", True, 2),
-        ("h3", True, 2),
+        ("h1", True, 1),
+        ("h2", True, 1),
+        ("h3", True, 1),
     ]
     pids = {n["name"]: n["pid"] for n in nodes}
     done = deployed.master(
@@ -137,6 +137,7 @@ def test_a_client_with_an_unknown_key_is_refused_and_logged(deployed: Deployed) 
 
 TRANSFORM = '''
 from datablox import Element, push_in, push_out
+from helper import FACTOR  # in a folder sent with --ship
 
 
 class Tag(Element):
@@ -145,7 +146,7 @@ class Tag(Element):
     ports = (push_in("in"), push_out("out"))
 
     def on_record(self, port, record):
-        self.emit({"id": record["id"], "key": record["key"], "v": record["value"] * 2})
+        self.emit({"id": record["id"], "key": record["key"], "v": record["value"] * FACTOR})
 '''
 
 RECORDS = 60_000
@@ -157,6 +158,8 @@ def test_a_topology_spans_three_hosts_and_survives_losing_one(
 ) -> None:
     out = tmp_path / "out.jsonl"
     (tmp_path / "usermod.py").write_text(TRANSFORM)
+    (tmp_path / "extra").mkdir()
+    (tmp_path / "extra" / "helper.py").write_text("FACTOR = 2\n")
     topo = tmp_path / "spread.topo"
     topo.write_text(
         f"""
@@ -186,6 +189,8 @@ def test_a_topology_spans_three_hosts_and_survives_losing_one(
             str(summary),
             "--run-dir",
             str(tmp_path / "run"),
+            "--ship",
+            str(tmp_path / "extra"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -201,7 +206,10 @@ def test_a_topology_spans_three_hosts_and_survives_losing_one(
             assert proc.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "no output within 60 s:\n" + "".join(lines)
             time.sleep(0.05)  # polling the sink's file with a deadline
-        assert deployed.element_pids(h2), "no element process runs on h2"
+        on_h2 = deployed.element_pids(h2)
+        assert on_h2, "no element process runs on h2"
+        # its CPU budget: the care-taker runs element processes on one core
+        assert len(psutil.Process(on_h2[0]).cpu_affinity() or []) == 1
         deployed.hosts.cut(h2)
         cut_at = time.monotonic()
         # the care-taker on h2 stops the run's processes there when its lease runs out
