@@ -139,18 +139,23 @@ def host_loss(cluster: Cluster) -> dict[str, Any]:
         )
         runner.start()
         h2 = cluster.hosts.hosts[1]
-        while not (out.exists() and out.stat().st_size > 0):
-            time.sleep(0.01)  # polling the sink's file until the data flows
-        time.sleep(3.0)  # let the pipeline run for 3 s before the cut
-        cluster.hosts.cut(h2)
-        cut_at = time.monotonic()
-        # the sink's file: truncated to its checkpoint at the restore, then growing again
         sizes: list[tuple[float, int]] = []
-        while runner.is_alive():
-            sizes.append((time.monotonic(), out.stat().st_size))
-            time.sleep(0.005)  # sampling the file's size
-        runner.join()
-        cluster.hosts.heal(h2)
+        try:
+            deadline = time.monotonic() + 60
+            while not (out.exists() and out.stat().st_size > 0):
+                if not runner.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError(f"the host-loss run wrote nothing: {log.lines}")
+                time.sleep(0.01)  # polling the sink's file until the data flows
+            time.sleep(3.0)  # let the pipeline run for 3 s before the cut
+            cluster.hosts.cut(h2)
+            cut_at = time.monotonic()
+            # the sink's file: truncated to its checkpoint at the restore, then growing again
+            while runner.is_alive():
+                sizes.append((time.monotonic(), out.stat().st_size))
+                time.sleep(0.005)  # sampling the file's size
+        finally:
+            runner.join()
+            cluster.hosts.heal(h2)
         result = outcome[0]
         declared = log.when("declared lost")
         if result.exit_code != 0 or declared is None:

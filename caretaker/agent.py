@@ -54,6 +54,7 @@ class CareTaker:
         cpus: int | None = None,
         root: Path | None = None,
         zctx: zmq.Context | None = None,  # type: ignore[type-arg]
+        embedded: bool = False,
     ) -> None:
         if advertise is None and bind in ("0.0.0.0", "*", "::"):
             raise DatabloxError(
@@ -61,6 +62,8 @@ class CareTaker:
                 "pass --advertise with this host's address on the nodes' network",
             )
         self.node = node
+        #: runs in the master's process: uses the master's run folders, obeys shutdown
+        self.embedded = embedded
         self.bind = "0.0.0.0" if bind == "*" else bind
         self.advertise = advertise or bind
         total = os.cpu_count() or 1
@@ -74,6 +77,8 @@ class CareTaker:
         self.control = self.zctx.socket(zmq.ROUTER)
         self.control.setsockopt(zmq.LINGER, 500)
         self.control.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # a master reconnecting with its identity takes its connection over
+        self.control.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.control.setsockopt(zmq.SNDHWM, 100_000)
         serve_curve(self.control, keys, CONTROL)
         self.control.bind(f"tcp://{self.bind}:{port or '*'}")
@@ -195,6 +200,9 @@ class CareTaker:
         )
 
     def _shutdown(self, master: bytes, msg: dict[str, Any]) -> None:
+        if not self.embedded:
+            log.warning("refused a shutdown request: a deployed care-taker stops on SIGTERM")
+            return
         for run in list(self.runs.values()):
             self.close_run(run)
         self.stop_event.set()
@@ -205,22 +213,23 @@ class CareTaker:
         self.masters[master] = now
         for run in self.runs.values():
             if run.master == master:
-                run.last_master = now
+                run.last_master = run.heard = now
         handler = self.node_ops.get(msg["op"])
         if handler is not None:
             handler(master, msg)
             return
         run_id = str(msg.get("run", ""))
         if run_id in self.closed:
-            log.info("ignored %s for run %s: it was stopped on this node", msg["op"], run_id)
-            self.to_master(master, {"op": "fenced", "run": run_id})
+            if msg["op"] != "fence":
+                log.info("ignored %s for run %s: it was stopped on this node", msg["op"], run_id)
+                self.to_master(master, {"op": "fenced", "run": run_id})
             return
         found = self.runs.get(run_id)
         if found is None and msg["op"] not in ("launch", "restore"):
             return  # a run this node has already forgotten
         run = found or self.open_run(master, msg)
         run.master = master
-        run.last_master = now
+        run.last_master = run.heard = now
         if blobs:
             write_files(run.run_dir, msg.get("blobs", []), blobs)
         self.run_ops.dispatch(msg, run)
@@ -229,7 +238,8 @@ class CareTaker:
         run_id = str(msg["run"])
         inside(self.root, run_id)  # a run id that would leave the root folder is refused
         # the master's own folder when it shares this node's disk (embedded), else ours
-        run_dir = Path(msg["run_dir"]) if msg.get("run_dir") else self.root / run_id
+        shared = self.embedded and msg.get("run_dir")
+        run_dir = Path(msg["run_dir"]) if shared else self.root / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         cpus = sorted(os.sched_getaffinity(0))[: self.cpus] if self.cpus else None
         element_keys = KeyPair.generate()
@@ -272,6 +282,7 @@ class CareTaker:
         """
         run.supervisor.kill_all()
         run.specs = []
+        run.shipped.clear()  # a new epoch writes its final snapshots again
         for spec in msg["processes"]:
             self.start(run, {**spec, "epoch": msg["epoch"], "restore": msg["restore"]})
 
@@ -362,7 +373,10 @@ class CareTaker:
         the run itself stays known here, so the master can restore it on this node.
         A master that has declared this node lost never will: it fences it.
         """
-        for run in self.runs.values():
+        for run in list(self.runs.values()):
+            if not run.supervisor.children and now - run.heard > MASTER_FORGOTTEN:
+                self.close_run(run)  # its master is gone for good: forget the run
+                continue
             if not run.lease or now - run.last_master <= run.lease:
                 continue
             if run.supervisor.children:
@@ -391,7 +405,7 @@ class CareTaker:
             if now - seen > MASTER_FORGOTTEN:
                 del self.masters[master]
                 continue
-            self.to_master(master, {"op": "heartbeat", **self.node_figures})
+            self.to_master(master, {"op": "heartbeat", "pid": os.getpid(), **self.node_figures})
 
     def serve(self) -> None:
         """Run until a ``shutdown`` request or ``stop_event``."""
@@ -405,11 +419,14 @@ class CareTaker:
                         master, data, *blobs = self.control.recv_multipart()
                         try:
                             self.on_master(master, control.decode(data), blobs)
-                        except DatabloxError as exc:
+                        except Exception as exc:  # one bad request must not stop every run
                             log.error("a request from a master failed: %s", exc)
                     else:
                         ident, data = self.elements.recv_multipart()
-                        self.on_element(ident.decode(), control.decode(data))
+                        try:
+                            self.on_element(ident.decode(), control.decode(data))
+                        except Exception as exc:
+                            log.error("a message from element process %s failed: %s", ident, exc)
                 now = time.monotonic()
                 self.check_children()
                 self.check_leases(now)

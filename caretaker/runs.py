@@ -36,6 +36,8 @@ class NodeRun:
     #: send snapshot files to the master (it does not share this node's folders)
     ship: bool
     last_master: float
+    #: when its master last spoke (``last_master`` restarts when a lease lapses)
+    heard: float = 0.0
     specs: list[dict[str, Any]] = field(default_factory=list)
     #: files already sent to the master (a final snapshot is acknowledged again and again)
     shipped: set[str] = field(default_factory=set)
@@ -50,7 +52,7 @@ class NodeRun:
 def inside(base: Path, relative: str) -> Path:
     """``base / relative``, refusing a path that would leave ``base``."""
     path = (base / relative).resolve()
-    if not path.is_relative_to(base.resolve()):
+    if path == base.resolve() or not path.is_relative_to(base.resolve()):
         raise ProtocolError(f"file path {relative!r} leaves {base}")
     return path
 

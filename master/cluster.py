@@ -8,6 +8,7 @@ ones that stop answering.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,9 @@ class NodeLink:
     figures: dict[str, Any] = field(default_factory=dict)
     #: declared lost: nothing is sent to it, and what it says is only used to fence it
     lost: bool = False
+    #: the care-taker's process id (a new one: it was restarted, and lost what it ran)
+    pid: int | None = None
+    restarted: bool = False
 
 
 class Cluster:
@@ -50,11 +54,14 @@ class Cluster:
         self.by_sock: dict[zmq.Socket[Any], NodeLink] = {}
         self.poller = zmq.Poller()
         self.beat_at = 0.0
+        #: one identity on every care-taker: a reconnect is still this master
+        self.identity = f"master-{uuid.uuid4().hex}".encode()
 
     def connect(self, endpoint: str, runs: list[str] | None = None) -> NodeLink:
         """Connect to the care-taker at ``endpoint`` and say hello (naming ``runs`` this
         master takes over)."""
         sock = self.zctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, self.identity)
         sock.setsockopt(zmq.LINGER, 500)
         sock.setsockopt(zmq.SNDHWM, 100_000)
         sock.setsockopt(zmq.RCVHWM, 0)
@@ -90,8 +97,8 @@ class Cluster:
         return list(self.nodes.values())
 
     def recv(self, timeout_ms: int) -> dict[str, Any] | None:
-        """The next message from any care-taker; ``node`` names it, ``files`` holds the files
-        sent with it (name → bytes)."""
+        """The next message from any care-taker; ``node`` names it, ``blob_data`` holds the
+        files sent with it (name → bytes)."""
         for sock, _ in self.poller.poll(timeout_ms):
             link = self.by_sock[sock]
             data, *blobs = sock.recv_multipart()
@@ -100,10 +107,12 @@ class Cluster:
             if msg["op"] == "hello":
                 self._hello(link, msg)
             elif msg["op"] == "heartbeat":
-                link.figures = {k: v for k, v in msg.items() if k not in ("op", "node")}
+                link.figures = {k: v for k, v in msg.items() if k not in ("op", "node", "pid")}
+                if link.pid is not None and msg.get("pid") not in (None, link.pid):
+                    link.restarted = True
             msg["node"] = link.name
             if blobs:
-                msg["files"] = dict(zip(msg.get("blobs", []), blobs, strict=True))
+                msg["blob_data"] = dict(zip(msg.get("blobs", []), blobs, strict=True))
             if link.lost:
                 msg["lost"] = True
             return msg
@@ -120,6 +129,7 @@ class Cluster:
         link.name = name
         link.host = str(msg.get("host", ""))
         link.info = NodeInfo(name, int(msg.get("slots", 1)), float(msg.get("cores", 1)))
+        link.pid = msg.get("pid")
         self.by_name[name] = link
 
     def _send(self, link: NodeLink, msg: dict[str, Any], blobs: list[bytes] | None = None) -> None:
@@ -153,6 +163,10 @@ class Cluster:
             for link in self.links
             if link.info is not None and not link.lost and now - link.last_seen > timeout
         ]
+
+    def restarted(self) -> list[str]:
+        """Nodes whose care-taker is a new process (and not yet declared lost)."""
+        return [link.name for link in self.links if link.restarted and not link.lost]
 
     def mark_lost(self, node: str) -> None:
         self.by_name[node].lost = True

@@ -106,8 +106,19 @@ def remote(conn: Any, host: HostSpec, command: str) -> str:
 
 
 def home_of(conn: Any, host: HostSpec) -> str:
-    """The host's ``root`` folder as an absolute path."""
-    return remote(conn, host, f"cd && echo {host.root}").strip()
+    """The host's ``root`` folder as an absolute path (a leading ``~/`` is the SSH user's
+    home); never the home folder itself, one of its parents, or ``/``."""
+    root = host.root
+    if root.startswith("~/"):
+        path = f'"$HOME"/{shlex.quote(root[2:])}'
+    elif root.startswith("/"):
+        path = shlex.quote(root)
+    else:
+        raise RunError(f"host '{host.name}': root must be absolute or start with ~/, got {root!r}")
+    found, home = remote(conn, host, f'realpath -m {path}; realpath "$HOME"').split("\n")[:2]
+    if found == "/" or (home + "/").startswith(found.rstrip("/") + "/"):
+        raise RunError(f"host '{host.name}': root {found!r} is the home folder or a parent of it")
+    return found
 
 
 def serve_command(host: HostSpec, root: str) -> list[str]:
@@ -151,7 +162,13 @@ def install_host(host: HostSpec, own: Path, deps: Sequence[Path], keys: Path, sa
     with connect(host) as conn:
         root = home_of(conn, host)
         say(f"{host.name}: installing into {root}")
-        remote(conn, host, f"mkdir -p {q(root)}/wheels {q(root)}/keys/authorized {q(root)}/runs")
+        # the key folder is private before the secret key is copied in
+        remote(
+            conn,
+            host,
+            f"umask 077 && mkdir -p {q(root)}/wheels {q(root)}/keys/authorized {q(root)}/runs "
+            f"&& chmod 700 {q(root)}/keys",
+        )
         present = set(remote(conn, host, f"ls {q(root)}/wheels").split())
         for wheel in [*deps, own]:
             if wheel.name not in present or wheel is own:
@@ -163,7 +180,7 @@ def install_host(host: HostSpec, own: Path, deps: Sequence[Path], keys: Path, sa
             conn.put(str(allowed), f"{root}/keys/authorized/{allowed.name}")
         remote(conn, host, f"chmod 700 {q(root)}/keys && chmod 600 {q(root)}/keys/node.key_secret")
         venv = f"{q(root)}/venv"
-        remote(conn, host, f"[ -x {venv}/bin/python ] || {host.python} -m venv {venv}")
+        remote(conn, host, f"[ -x {venv}/bin/python ] || {q(host.python)} -m venv {venv}")
         pip = f"{venv}/bin/python -m pip install -q --disable-pip-version-check --no-index"
         remote(conn, host, f"{pip} --find-links {q(root)}/wheels {q(root)}/wheels/{own.name}")
         # the same version number with other code: the datablox wheel itself, always
@@ -184,8 +201,6 @@ def uninstall_host(host: HostSpec, say: Say) -> None:
     with connect(host) as conn:
         root = home_of(conn, host)
         remote(conn, host, stop_command(root))
-        if root in ("", "/") or root == remote(conn, host, "cd && pwd").strip():
-            raise RunError(f"host '{host.name}': refusing to remove {root!r}")
         remote(conn, host, f"rm -rf {shlex.quote(root)}")
         say(f"{host.name}: care-taker stopped, {root} removed")
 

@@ -27,7 +27,9 @@ def local_cluster(
     with key pairs made for this run alone.
     """
     node_keys, client_keys = KeyPair.generate(), KeyPair.generate()
-    caretaker = CareTaker("local", node_keys, {client_keys.public}, root=root, zctx=zctx)
+    caretaker = CareTaker(
+        "local", node_keys, {client_keys.public}, root=root, zctx=zctx, embedded=True
+    )
     thread = threading.Thread(target=caretaker.serve, name="caretaker", daemon=True)
     thread.start()
     cluster = Cluster(ClientKeys(client_keys, node_keys.public), zctx)

@@ -11,6 +11,9 @@ from datablox.errors import RunError
 from datablox.master.planner import FusionMode
 from datablox.master.state import RunState
 
+#: Care-takers and masters heartbeat every 0.5 s: a node is declared lost after 3 missed.
+MIN_HEARTBEAT_TIMEOUT = 1.5
+
 
 @dataclass
 class RunOptions:
@@ -75,6 +78,11 @@ class RunOptions:
             if not ok or (positive and value == 0):
                 need = "more than 0" if positive else "0 or more"
                 raise RunError(f"--{name.replace('_', '-')} must be {need}, got {value!r}")
+        if self.heartbeat_timeout < MIN_HEARTBEAT_TIMEOUT:
+            raise RunError(
+                f"--heartbeat-timeout must be at least {MIN_HEARTBEAT_TIMEOUT:g} s (3 heartbeats), "
+                f"got {self.heartbeat_timeout!r}"
+            )
         if self.fusion not in ("auto", "off", "max"):
             raise RunError(f"--fusion must be auto, off or max, got {self.fusion!r}")
 
@@ -93,6 +101,9 @@ class RunResult:
     checkpoints: dict[str, Any] = field(default_factory=dict)
     #: per shard: members, partitions per member, decisions, timeline, moves
     shards: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    #: ran on care-takers that keep their run folders on their own hosts
+    remote: bool = False
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary (``--summary-json``)."""

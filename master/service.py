@@ -93,7 +93,7 @@ class Run:
         self.state = RunState(physical, self.plan)
         run_id = (
             f"{tradecraft.get('name', 'run')}-{time.strftime('%Y%m%d-%H%M%S')}-"
-            f"{uuid.uuid4().hex[:4]}"
+            f"{uuid.uuid4().hex[:12]}"
         )
         self.run_dir = (options.run_dir or Path(".datablox") / "runs" / run_id).resolve()
         try:
@@ -277,12 +277,14 @@ class Run:
         if msg.get("run", self.run_id) != self.run_id:
             return  # about another run on the same care-taker
         if msg.get("lost"):
-            self.fence(msg["node"])
-            return
+            if msg["node"] not in self.fenced:
+                self.fence(msg["node"])
+            return  # nothing a node declared lost says counts
         if msg.get("epoch", self.epoch) != self.epoch:
             return  # from a process of an incarnation a restore has replaced
-        if msg.get("files"):
-            write_files(self.run_dir, list(msg["files"]), list(msg["files"].values()))
+        if msg.get("blob_data"):
+            data = msg.pop("blob_data")
+            write_files(self.run_dir, list(data), list(data.values()))
         commands = self.dispatcher.dispatch(msg, msg.get("process", "")) or []
         for target, command in commands:
             if not self.state.processes[target].exited:
@@ -440,6 +442,10 @@ class Run:
         self.master.heartbeat(now)
         for node in self.master.silent(self.options.heartbeat_timeout, now):
             self.node_lost(node, now)
+        for node in self.master.restarted():
+            # a new care-taker there knows nothing of this run's processes
+            self.display.log(f"the care-taker of node '{node}' was restarted")
+            self.node_lost(node, now)
 
     def node_lost(self, node: str, now: float) -> None:
         """A node stopped answering: its elements run on the others from now on."""
@@ -451,11 +457,24 @@ class Run:
             f"node '{node}' missed heartbeats for {self.options.heartbeat_timeout:g} s: "
             f"declared lost ({len(affected)} process(es) ran there)"
         )
-        if not affected or self.kill_sent or st.done():
+        if not affected or st.done():
             return
         survivors = list(self.master.nodes.values())
-        if not survivors:
-            st.problems.append(f"node '{node}' was lost and no other node is left")
+        restorable = self.phase in ("running", "recovering") and self.checkpoints.restorable()
+        if self.kill_sent or not survivors or not restorable:
+            if not self.kill_sent:
+                st.problems.append(
+                    f"node '{node}' was lost "
+                    + (
+                        "and no other node is left"
+                        if not survivors
+                        else "before the topology had started"
+                    )
+                )
+            # its processes are gone with it: nothing more will be heard of them
+            for name in affected:
+                if not st.processes[name].exited:
+                    st.on_exit(name, "crashed", -9, f"node '{node}' lost")
             self.kill()
             return
         load = {link.name: float(link.figures.get("cpu_used", 0.0)) for link in self.master.links}
@@ -470,12 +489,8 @@ class Run:
             st.move_process(process, target)
         for reason in reasons:
             self.display.log(reason)
-        if self.phase in ("running", "recovering") and self.checkpoints.restorable():
-            self.lost_at = now
-            self.restore(f"node '{node}' lost")
-        else:
-            st.problems.append(f"node '{node}' was lost before the topology had started")
-            self.kill()
+        self.lost_at = now
+        self.restore(f"node '{node}' lost")
 
     def fence(self, node: str) -> None:
         """A node declared lost speaks again: whatever of this run it still runs is stopped
@@ -579,6 +594,7 @@ class Run:
         result = RunResult(code, bool(seen_interrupts), self.state, self.run_dir, elapsed, problems)
         result.checkpoints = self.checkpoint_figures()
         result.shards = self.shards.summary()
+        result.run_id, result.remote = self.run_id, not self.shared
         return result
 
     def ask_checkpoint(self, now: float) -> None:

@@ -32,11 +32,14 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
     if dead:
         folder = result.run_dir / "deadletter"
         for name, n in dead.items():
-            console.print(
-                f"{name}: {n} record(s) in dead letters: "
-                f"{folder / (name.replace('/', '__') + '.jsonl')}",
-                highlight=False,
+            file = f"{name.replace('/', '__')}.jsonl"
+            where = (
+                f"deadletter/{file} in the run folder of node '{st.elements[name].node}' "
+                f"(ROOT/runs/{result.run_id} there)"
+                if result.remote
+                else str(folder / file)
             )
+            console.print(f"{name}: {n} record(s) in dead letters: {where}", highlight=False)
     checkpoints = result.checkpoints
     if table and checkpoints.get("restores"):
         recovered = ", ".join(f"{s:.2f}" for s in checkpoints.get("recovery_seconds", []))
@@ -70,4 +73,7 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
     for problem in result.problems:
         console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
     if result.problems or dead:
-        console.print(f"logs: {result.run_dir / 'logs'}", highlight=False)
+        if result.remote:
+            console.print(f"logs: ROOT/runs/{result.run_id}/logs on each node", highlight=False)
+        else:
+            console.print(f"logs: {result.run_dir / 'logs'}", highlight=False)

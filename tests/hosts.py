@@ -111,11 +111,12 @@ class Hosts:
                 "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
                 "Subsystem sftp internal-sftp\n"
             )
-            host.sshd = subprocess.Popen(
-                ["ip", "netns", "exec", ns, SSHD, "-D", "-e", "-f", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=open(host.root / "sshd.log", "wb"),  # noqa: SIM115
-            )
+            with open(host.root / "sshd.log", "wb") as log:
+                host.sshd = subprocess.Popen(
+                    ["ip", "netns", "exec", ns, SSHD, "-D", "-e", "-f", str(config)],
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
             known.append(
                 f"{address} {Path(f'{key}.pub').read_text().split(' ')[0]} "
                 f"{Path(f'{key}.pub').read_text().split(' ')[1]}"
@@ -159,6 +160,7 @@ class Hosts:
         return [int(p) for p in done.stdout.split()]
 
     def close(self) -> None:
+        """Remove everything; each step runs even when an earlier one failed."""
         for host in self.hosts:
             for pid in self.pids(host):
                 try:
@@ -167,7 +169,10 @@ class Hosts:
                     pass
             if host.sshd is not None:
                 host.sshd.kill()
-                host.sshd.wait(10)
+                try:
+                    host.sshd.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
         for host in self.hosts:
             deadline = time.monotonic() + 10
             while self.pids(host) and time.monotonic() < deadline:
