@@ -242,3 +242,49 @@ def test_a_topology_spans_three_hosts_and_survives_losing_one(
     # nothing of the run is left on any host
     for host in deployed.hosts.hosts:
         assert deployed.element_pids(host) == []
+
+
+def test_a_shards_members_spread_over_hosts_and_move_partitions_between_them(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    from tests.test_shards import COUNT, KEYS, expected_counts, read
+
+    out = tmp_path / "counts.jsonl"
+    topo = tmp_path / "keyed.topo"
+    topo.write_text(
+        f"""
+        topology keyed {{
+            element src = Generate(count={COUNT}, rate=10000, keys={KEYS}) on h1
+            element counts = KeyCount(key="key") shard(min=1, max=4, key="key")
+            element out = JsonLinesSink(path="{out}") on h3
+            src.out -> counts.in
+            counts.out -> out.in
+        }}
+        """
+    )
+    summary = tmp_path / "summary.json"
+    done = deployed.master(
+        "run",
+        str(topo),
+        "--nodes",
+        str(deployed.hosts_file),
+        "--keys",
+        str(deployed.keys),
+        "--no-autoscale",
+        "--reshard",
+        "counts:members=3@8000",
+        "--reshard",
+        "counts:move=16@30000",
+        "--display",
+        "plain",
+        "--summary-json",
+        str(summary),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = read(out)
+    assert {r["key"]: r["count"] for r in rows} == expected_counts()
+    assert len(rows) == KEYS
+    figures = orjson.loads(summary.read_bytes())
+    nodes = {figures["elements"][f"counts#{i}"]["node"] for i in (1, 2, 3)}
+    assert nodes == {"h1", "h2", "h3"}  # one member per host
+    assert figures["shards"]["counts"]["moves"]  # partitions were handed between hosts
