@@ -194,7 +194,7 @@ def control_curve(messages: int = 20_000, size: int = 512) -> dict[str, float]:
         server, client = KeyPair.generate(), KeyPair.generate()
         router, dealer = zctx.socket(zmq.ROUTER), zctx.socket(zmq.DEALER)
         if name == "curve":
-            serve_curve(router, server, "")
+            serve_curve(router, server, "bench")
             connect_curve(dealer, client, server.public)
         router.bind("tcp://127.0.0.1:*")
         dealer.connect(router.getsockopt_string(zmq.LAST_ENDPOINT))
