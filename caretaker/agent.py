@@ -225,8 +225,8 @@ class CareTaker:
                 self.to_master(master, {"op": "fenced", "run": run_id})
             return
         found = self.runs.get(run_id)
-        if found is None and msg["op"] not in ("launch", "restore"):
-            return  # a run this node has already forgotten
+        if found is None and msg["op"] not in ("launch", "restore", "spawn"):
+            return  # a run this node has already forgotten (or never ran)
         run = found or self.open_run(master, msg)
         run.master = master
         run.last_master = run.heard = now

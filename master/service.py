@@ -14,7 +14,8 @@ from datablox.caretaker.runs import module_files, package_files, write_files
 from datablox.errors import RunError
 from datablox.master.checkpointing import Coordinator
 from datablox.master.cluster import Cluster
-from datablox.master.planner import NodeInfo, Plan, plan, replace_lost
+from datablox.master.nodeloss import NodeWatch
+from datablox.master.planner import NodeInfo, Plan, plan
 from datablox.master.runopts import RunOptions, RunResult
 from datablox.master.shardrun import Action, ShardController
 from datablox.master.state import Command, RunState
@@ -56,7 +57,7 @@ def cheap_classes(tradecraft: dict[str, Any]) -> dict[str, bool]:
     }
 
 
-class Run:
+class Run(NodeWatch):
     """One topology run on the master's nodes, from launch to the last exit."""
 
     def __init__(
@@ -436,69 +437,6 @@ class Run:
             else (self.run_dir / n).read_bytes()
             for n in names
         ]
-
-    def watch_nodes(self, now: float) -> None:
-        """Heartbeat every node; declare lost those silent for the heartbeat timeout."""
-        self.master.heartbeat(now)
-        for node in self.master.silent(self.options.heartbeat_timeout, now):
-            self.node_lost(node, now)
-        for node in self.master.restarted():
-            # a new care-taker there knows nothing of this run's processes
-            self.display.log(f"the care-taker of node '{node}' was restarted")
-            self.node_lost(node, now)
-
-    def node_lost(self, node: str, now: float) -> None:
-        """A node stopped answering: its elements run on the others from now on."""
-        st = self.state
-        self.master.mark_lost(node)
-        self.lost_nodes.append(node)
-        affected = sorted(p.name for p in st.processes.values() if p.node == node)
-        self.display.log(
-            f"node '{node}' missed heartbeats for {self.options.heartbeat_timeout:g} s: "
-            f"declared lost ({len(affected)} process(es) ran there)"
-        )
-        if not affected or st.done():
-            return
-        survivors = list(self.master.nodes.values())
-        restorable = self.phase in ("running", "recovering") and self.checkpoints.restorable()
-        if self.kill_sent or not survivors or not restorable:
-            if not self.kill_sent:
-                st.problems.append(
-                    f"node '{node}' was lost "
-                    + (
-                        "and no other node is left"
-                        if not survivors
-                        else "before the topology had started"
-                    )
-                )
-            # its processes are gone with it: nothing more will be heard of them
-            for name in affected:
-                if not st.processes[name].exited:
-                    st.on_exit(name, "crashed", -9, f"node '{node}' lost")
-            self.kill()
-            return
-        load = {link.name: float(link.figures.get("cpu_used", 0.0)) for link in self.master.links}
-        moves, reasons = replace_lost(
-            {p.name: p.node for p in st.processes.values()},
-            {p.name: p.elements for p in st.processes.values()},
-            node,
-            survivors,
-            load,
-        )
-        for process, target in moves.items():
-            st.move_process(process, target)
-        for reason in reasons:
-            self.display.log(reason)
-        self.lost_at = now
-        self.restore(f"node '{node}' lost")
-
-    def fence(self, node: str) -> None:
-        """A node declared lost speaks again: whatever of this run it still runs is stopped
-        (its elements run elsewhere now), and nothing it says counts."""
-        if node not in self.fenced:
-            self.fenced.add(node)
-            self.display.log(f"node '{node}' is back; fencing it: this run's processes there stop")
-        self.master.fence(node, {"op": "fence", "run": self.run_id})
 
     def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
         st = self.state

@@ -430,7 +430,8 @@ class ShardController:
         spec = run.process_spec(process)
         spec["joining"] = True
         names, blobs = run.module_blobs()
-        run.send_node(node, {"op": "spawn", "processes": [spec], "blobs": names}, blobs)
+        # the node may run nothing of this run yet: the message says how to run it there
+        run.send_node(node, {**run.start_message("spawn", [spec]), "blobs": names}, blobs)
         run.display.log(f"shard '{name}': starting member {entry['name']}")
         return str(entry["name"])
 

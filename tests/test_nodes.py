@@ -26,7 +26,10 @@ from tests.conftest import console_script
 from tests.hosts import Host, Hosts, can_make_hosts
 from tests.test_chaos import generated, read_lines
 
-pytestmark = pytest.mark.skipif(can_make_hosts() is not None, reason=str(can_make_hosts()))
+pytestmark = [
+    pytest.mark.skipif(can_make_hosts() is not None, reason=str(can_make_hosts())),
+    pytest.mark.timeout(600),
+]
 
 MASTER = console_script("datablox-master")
 
@@ -37,10 +40,16 @@ class Deployed:
     hosts_file: Path
     keys: Path
 
-    def master(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [MASTER, *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
+    def master(self, *args: str, timeout: float = 100) -> subprocess.CompletedProcess[str]:
+        """Run ``datablox-master ARGS``; on a timeout, fail with what it printed so far."""
+        try:
+            return subprocess.run(
+                [MASTER, *args], capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.fail(
+                f"datablox-master {args[0]} took over {timeout:g} s:\n{exc.stdout}\n{exc.stderr}"
+            )
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts.hosts if h.name == name)
