@@ -1,5 +1,8 @@
-"""What a run does when a node stops answering: re-place its processes, restore every
-element from the last checkpoint, and fence the node if it comes back."""
+"""What a run does when a node stops answering.
+
+It re-places the node's processes, restores every element from the last
+checkpoint, and fences the node if it comes back.
+"""
 
 from __future__ import annotations
 

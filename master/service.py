@@ -211,7 +211,7 @@ class Run(NodeWatch):
         return spec
 
     def start_message(self, op: str, specs: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
-        """``launch`` or ``restore``: how a node runs this run's processes."""
+        """``launch``, ``restore`` or ``spawn``: how a node runs this run's processes."""
         msg: dict[str, Any] = {
             "op": op,
             "processes": specs,
