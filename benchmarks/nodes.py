@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import zmq
 
-from benchmarks.pipeline import ROOT, chain
+from benchmarks.pipeline import ROOT, chain, pipeline_chain
 from datablox.master import deploy as deploying
 from datablox.master.display import QuietDisplay
 from datablox.master.hosts import HostSpec, load_hosts
@@ -76,15 +76,7 @@ class Log(QuietDisplay):
 def pipeline(cluster: Cluster, spread: bool, encrypt: bool = False) -> float:
     """Records/s of Generate → Map → Filter → Count, one process each: on h1, h2, h3, h1
     (spread) or all on h1."""
-    tc = chain(
-        "nodes_bench",
-        [
-            ("src", "Generate", {"count": RECORDS, "keys": 100, "seed": 1}),
-            ("map", "Map", {"fn": "benchmarks.work:enrich"}),
-            ("filter", "Filter", {"where": "v2 > 0.5"}),
-            ("sink", "Count", {}),
-        ],
-    )
+    tc = pipeline_chain("nodes_bench", RECORDS)
     for element, node in zip(tc["elements"], ["h1", "h2", "h3", "h1"], strict=True):
         element["node"] = node if spread else "h1"
     with tempfile.TemporaryDirectory() as tmp:

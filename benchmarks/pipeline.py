@@ -32,14 +32,10 @@ def run(tc: dict[str, Any], fusion: str, run_dir: Path, **options: Any) -> RunRe
     return result
 
 
-def pipeline_rate(total: int, fusion: str, snapshot_every: float = 1.0) -> tuple[float, RunResult]:
-    """Records/s of Generate → Map → Filter → Count with the given fusion mode.
-
-    Checkpoints every ``snapshot_every`` seconds (the default of a run); 0: none
-    after the one at start.
-    """
-    tc = chain(
-        "bench",
+def pipeline_chain(name: str, total: int) -> dict[str, Any]:
+    """The benchmark pipeline: Generate(total) → Map → Filter → Count."""
+    return chain(
+        name,
         [
             ("src", "Generate", {"count": total, "keys": 100, "seed": 1}),
             ("map", "Map", {"fn": "benchmarks.work:enrich"}),
@@ -47,6 +43,15 @@ def pipeline_rate(total: int, fusion: str, snapshot_every: float = 1.0) -> tuple
             ("sink", "Count", {}),
         ],
     )
+
+
+def pipeline_rate(total: int, fusion: str, snapshot_every: float = 1.0) -> tuple[float, RunResult]:
+    """Records/s of Generate → Map → Filter → Count with the given fusion mode.
+
+    Checkpoints every ``snapshot_every`` seconds (the default of a run); 0: none
+    after the one at start.
+    """
+    tc = pipeline_chain("bench", total)
     with tempfile.TemporaryDirectory() as tmp:
         result = run(tc, fusion, Path(tmp), snapshot_every=snapshot_every)
     return total / result.elapsed, result

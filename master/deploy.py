@@ -43,19 +43,21 @@ def source_root() -> Path:
 
 def build_wheels(out: Path, say: Say) -> tuple[Path, list[Path]]:
     """A wheel of the running datablox and of every dependency, in ``out``."""
-    pip = [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q"]
     say("building a wheel of datablox and its dependencies")
-    for what, args in (
-        ("datablox", ["--no-deps", "-w", str(out), str(source_root())]),
-        ("its dependencies", ["-w", str(out / "deps"), "PLACEHOLDER"]),
-    ):
-        if args[-1] == "PLACEHOLDER":
-            args[-1] = str(next(out.glob("datablox-*.whl")))
-        done = subprocess.run([*pip, *args], capture_output=True, text=True)
+
+    def pip_wheel(what: str, *args: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q", *args],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-8:])
             raise RunError(f"building the wheels of {what} failed:\n{tail}")
+
+    pip_wheel("datablox", "--no-deps", "-w", str(out), str(source_root()))
     own = next(out.glob("datablox-*.whl"))
+    pip_wheel("its dependencies", "-w", str(out / "deps"), str(own))
     deps = sorted(p for p in (out / "deps").glob("*.whl") if not p.name.startswith("datablox-"))
     return own, deps
 

@@ -27,6 +27,14 @@ def _fail(exc: DatabloxError, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _report(errors: list[str]) -> None:
+    """Print one error per failed host; exit 1 when there is any."""
+    for error in errors:
+        typer.echo(f"error: {error}", err=True)
+    if errors:
+        raise typer.Exit(1)
+
+
 def keys(
     folder: Annotated[Path, typer.Option("--dir", help="Where to write the keys.")] = DEFAULT_KEYS,
     force: Annotated[
@@ -64,10 +72,7 @@ def deploy(hosts_file: HostsArg, keys: KeysOption = DEFAULT_KEYS) -> None:
             errors = check_registered(hosts, keys)
     except DatabloxError as exc:
         _fail(exc, 1)
-    for error in errors:
-        typer.echo(f"error: {error}", err=True)
-    if errors:
-        raise typer.Exit(1)
+    _report(errors)
     typer.echo(f"{len(hosts)} care-taker(s) deployed and answering")
 
 
@@ -80,10 +85,7 @@ def undeploy(hosts_file: HostsArg) -> None:
         errors = d.undeploy(load_hosts(hosts_file), typer.echo)
     except DatabloxError as exc:
         _fail(exc, 1)
-    for error in errors:
-        typer.echo(f"error: {error}", err=True)
-    if errors:
-        raise typer.Exit(1)
+    _report(errors)
 
 
 def status(

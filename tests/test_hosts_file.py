@@ -67,38 +67,26 @@ def test_cli_mistakes_with_nodes_are_errors_without_tracebacks(tmp_path: Path) -
     from tests.conftest import TRACEBACK, console_script
 
     master = console_script("datablox-master")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([master, *args], capture_output=True, text=True, timeout=60)
+        assert not TRACEBACK.search(done.stderr + done.stdout)
+        return done
+
     topo = tmp_path / "t.topo"
     topo.write_text(
         "topology t {\n element s = Generate(count=3)\n element c = Count()\n s -> c\n}\n"
     )
-    done = subprocess.run(
-        [master, "run", str(topo), "--nodes", str(tmp_path / "nope.toml")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli("run", str(topo), "--nodes", str(tmp_path / "nope.toml"))
     assert done.returncode == 2
     assert "error: cannot read the hosts file" in done.stderr
-    assert not TRACEBACK.search(done.stderr + done.stdout)
     make_keys(tmp_path / "keys")
     hosts = tmp_path / "hosts.toml"
     # nothing listens on this loopback port
     hosts.write_text('[[host]]\nname = "n1"\naddress = "127.0.0.1"\nport = 9\n')
-    done = subprocess.run(
-        [master, "status", "--nodes", str(hosts), "--keys", str(tmp_path / "keys")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli("status", "--nodes", str(hosts), "--keys", str(tmp_path / "keys"))
     assert done.returncode == 1
     assert "no answer" in done.stdout
-    assert not TRACEBACK.search(done.stderr + done.stdout)
-    done = subprocess.run(
-        [master, "run", str(topo), "--nodes", str(hosts), "--keys", str(tmp_path / "keys")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli("run", str(topo), "--nodes", str(hosts), "--keys", str(tmp_path / "keys"))
     assert done.returncode == 1
     assert "only 0 of 1 care-taker(s) answered" in done.stderr
-    assert not TRACEBACK.search(done.stderr + done.stdout)
