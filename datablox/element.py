@@ -296,6 +296,21 @@ class Source(Element):
     def generate(self) -> Iterator[Record | None]:
         raise NotImplementedError(f"{type(self).__name__} defines no generate()")
 
+    def generate_batches(self, size: int) -> Iterator[list[Record] | None]:
+        """Optional, for speed: a generator of lists of records, each at most ``size`` long
+        (the run's batch size). A class that defines it is run through it instead of
+        ``generate``, and pays the runtime's per-record cost once per list. It yields the
+        same records in the same order as ``generate`` would, and ``None`` (or an empty
+        list) where ``generate`` would yield ``None``. A resumable source counts what it
+        has emitted per list: a restore skips whole lists and the front of the last one.
+        """
+        raise NotImplementedError(f"{type(self).__name__} defines no generate_batches()")
+
+    @classmethod
+    def batched(cls) -> bool:
+        """True when the class defines ``generate_batches``."""
+        return cls.generate_batches is not Source.generate_batches
+
     def wait(self, seconds: float) -> None:
         """Pause for ``seconds`` while the runtime keeps flushing and listening.
 

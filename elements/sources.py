@@ -81,26 +81,36 @@ class Generate(Source):
         self.rng.setstate(state["rng"])
 
     def generate(self) -> Iterator[Record | None]:
-        rng = self.rng
+        for batch in self.generate_batches(1):
+            yield from batch or ()
+
+    def generate_batches(self, size: int) -> Iterator[list[Record] | None]:
+        rnd = self.rng.random
         keys, stamp, rate, count = self.keys, self.stamp, self.rate, self.count
         names = [f"k{i}" for i in range(keys)]
         start = time.monotonic()
-        first = i = self.i
-        while count is None or i < count:
+        first = self.i
+        while count is None or self.i < count:
+            i = self.i
+            n = size if count is None else min(size, count - i)
             if rate is not None:
-                # Pace against the start time rather than per record, so the
-                # rate holds on average even when single waits overshoot.
-                ahead = start + (i - first) / rate - time.monotonic()
-                if ahead >= _MIN_WAIT:
-                    self.wait(ahead)
-            record: Record = {
-                "id": i,
-                "key": names[i % keys],
-                "value": round(rng.random(), 6),
-                "ts": i,
-            }
+                # Pace against the start time rather than per list, so the rate
+                # holds on average even when single waits overshoot: emit the
+                # records whose time has come (or comes within _MIN_WAIT).
+                now = time.monotonic()
+                due = int((now + _MIN_WAIT - start) * rate) + 1 - (i - first)
+                if due < 1:
+                    self.wait(start + (i - first) / rate - now)
+                    continue
+                n = min(n, due)
+            end = i + n
+            batch: list[Record] = [
+                {"id": j, "key": names[j % keys], "value": round(rnd(), 6), "ts": j}
+                for j in range(i, end)
+            ]
             if stamp:
-                record["t_emit"] = time.monotonic()
-            i += 1
-            self.i = i  # counted before the yield: a snapshot between batches sees it
-            yield record
+                at = time.monotonic()
+                for record in batch:
+                    record["t_emit"] = at
+            self.i = end  # counted before the yield: a snapshot between lists sees it
+            yield batch

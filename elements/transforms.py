@@ -7,7 +7,7 @@ from typing import Any
 
 from datablox.element import Element, Record
 from datablox.elements._support import Rejects
-from datablox.elements.expr import Evaluator, compile_expr
+from datablox.elements.expr import Evaluator, batch_filter, compile_expr
 from datablox.errors import ElementClassError, ElementError, ExpressionError, ParameterError
 from datablox.ports import Param, ParamProblem, push_in, push_out
 from datablox.registry import import_object
@@ -45,12 +45,13 @@ class Filter(Element):
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.where: Evaluator = compile_expr(params["where"])
+        self.keep = batch_filter(self.where)
         self.reject = Rejects(self)
 
     def on_batch(self, port: str, records: list[Record]) -> None:
-        where = self.where
+        where, keep = self.where, self.keep
         try:
-            kept = [r for r in records if where(r)]
+            kept = keep(records) if keep is not None else [r for r in records if where(r)]
         except Exception:
             # Expressions are pure, so evaluating the batch again record by
             # record only costs time, and isolates the bad records.

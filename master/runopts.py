@@ -105,6 +105,15 @@ class RunResult:
     #: ran on care-takers that keep their run folders on their own hosts
     remote: bool = False
 
+    @property
+    def finished_after(self) -> float:
+        """Seconds from the start of the run to the last element's finish: ``elapsed``
+        without the processes' exit (``elapsed`` when an element did not finish)."""
+        times = [view.finished_after for view in self.state.elements.values()]
+        if not times or any(t is None for t in times):
+            return self.elapsed
+        return max(t for t in times if t is not None)
+
     def summary(self) -> dict[str, Any]:
         """A JSON-able summary (``--summary-json``)."""
         st = self.state
@@ -112,6 +121,7 @@ class RunResult:
             "exit_code": self.exit_code,
             "interrupted": self.interrupted,
             "elapsed": self.elapsed,
+            "finished_after": self.finished_after,
             "run_dir": str(self.run_dir),
             "problems": self.problems,
             "lost": st.lost(),

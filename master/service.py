@@ -361,9 +361,11 @@ class Run(NodeWatch):
         self.display.log(f"{msg.get('element')}: {msg.get('message')}")
 
     def _on_element_finished(self, msg: dict[str, Any], process: str) -> list[Command]:
-        if msg.get("final") and self.checkpoints.on_final(
-            msg["element"], msg["final"], time.monotonic()
-        ):
+        now = time.monotonic()
+        view = self.state.elements.get(msg["element"])
+        if view is not None:
+            view.finished_after = now - (self.go_at or now)
+        if msg.get("final") and self.checkpoints.on_final(msg["element"], msg["final"], now):
             self.completed(self.checkpoints.completed)
         return self.state.on_element_finished(
             msg["element"], msg.get("failed"), msg.get("stats", {})

@@ -29,6 +29,8 @@ class ElementView:
     rate: float = 0.0
     last_count: int = 0
     last_at: float | None = None
+    #: seconds from the start of the run to the element's finish (None: not finished)
+    finished_after: float | None = None
 
     @property
     def records_in(self) -> int:

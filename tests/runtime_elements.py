@@ -245,6 +245,24 @@ class CrashingSource(Source):
             yield {"n": i}
 
 
+class CrashingListSource(CrashingSource):
+    """CrashingSource through ``generate_batches``: lists of 3 records in the first
+    incarnation, of 1,000 after the crash, so a restore skips into the middle of a list
+    (3 does not divide 1,000)."""
+
+    def generate_batches(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        began = time.monotonic()
+        step = 1000 if self.marker.exists() else 3
+        for first in range(0, self.count, step):
+            if first >= self.crash_at and not self.marker.exists():
+                self.marker.write_text("crashed")
+                os._exit(9)
+            ahead = began + first / self.rate - time.monotonic()
+            if ahead > 0:
+                self.wait(ahead)
+            yield [{"n": i} for i in range(first, min(first + step, self.count))]
+
+
 class WaitsLong(Source):
     """Emits ``count`` records, waits ``seconds`` (writing to ``path`` whether the wait
     ended early), then emits ``count`` more."""

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from datablox.elements.expr import FUNCTIONS, compile_expr
+from datablox.elements.expr import FUNCTIONS, batch_filter, compile_expr
 from datablox.errors import ExpressionError
 
 RECORD: dict[str, Any] = {
@@ -248,3 +248,29 @@ def test_function_table_documented() -> None:
 
 def test_multiline_source_is_joined() -> None:
     assert compile_expr("value > 0.5\n  and n == 3")(RECORD) is True
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">="])
+def test_a_field_against_a_constant_filters_a_batch_as_record_by_record(op: str) -> None:
+    ev = compile_expr(f"v {op} 2")
+    keep = batch_filter(ev)
+    assert keep is not None
+    records = [{"v": v} for v in (0, 1, 2, 2.0, 3, -1.5, True, None)] + [{}, {"w": 5}]
+    assert keep(records) == [r for r in records if ev(r)]
+    assert [id(r) for r in keep(records)] == [id(r) for r in records if ev(r)]
+
+
+def test_a_batch_filter_raises_where_record_by_record_evaluation_does() -> None:
+    ev = compile_expr("v > 2")
+    keep = batch_filter(ev)
+    assert keep is not None
+    with pytest.raises(TypeError):
+        keep([{"v": 3}, {"v": "three"}])
+    with pytest.raises(ExpressionError, match="cannot compare"):
+        ev({"v": "three"})
+
+
+def test_only_a_lone_comparison_has_a_batch_filter() -> None:
+    assert batch_filter(compile_expr("v > 2 and w < 1")) is None
+    assert batch_filter(compile_expr("v == 2")) is None
+    assert batch_filter(compile_expr("(v > 2)")) is not None

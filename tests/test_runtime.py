@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import orjson
@@ -424,6 +425,33 @@ def test_a_restarted_resumable_source_goes_on_where_it_had_reported(
     assert result.exit_code == 0, result.problems
     assert result.summary()["elements"]["src"]["restarts"] == 1
     assert sorted(r["n"] for r in lines(out)) == list(range(3000))
+
+
+def test_a_restarted_source_of_lists_skips_into_the_middle_of_a_list(
+    cluster: Cluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resumable source run through ``generate_batches`` whose lists are cut
+    differently after a restart: the records before the checkpoint are skipped, the
+    rest of the list they end in goes out first, and nothing is lost or repeated."""
+    out = tmp_path / "out.jsonl"
+    tc = chain(
+        "resume_lists",
+        [
+            (
+                "src",
+                "runtime_elements:CrashingListSource",
+                {"count": 3000, "rate": 1500, "crash_at": 2000, "marker": str(tmp_path / "m")},
+            ),
+            ("sink", "runtime_elements:Collect", {"path": str(out)}),
+        ],
+    )
+    result = cluster.run(tc, fusion="off", snapshot_every=0.3)
+    assert result.exit_code == 0, result.problems
+    assert result.summary()["elements"]["src"]["restarts"] == 1
+    assert sorted(r["n"] for r in lines(out)) == list(range(3000))
+    skipped = re.search(r"skipped the ([\d,]+) records", capsys.readouterr().err)
+    assert skipped, "the restored source skipped nothing: no checkpoint before the crash"
+    assert int(skipped.group(1).replace(",", "")) % 1000, "the skip ended on a list boundary"
 
 
 def test_a_source_that_cannot_replay_says_what_it_lost(cluster: Cluster, tmp_path: Path) -> None:

@@ -25,6 +25,11 @@ class Hosted:
         self.handler = handler
         self.is_source = isinstance(element, Source)
         self.gen: Iterator[Any] | None = None
+        #: the source runs through ``generate_batches``: ``gen`` yields lists of records
+        self.batched = self.is_source and type(element).batched()  # type: ignore[attr-defined]
+        #: records of a list a restored batched source had partly emitted before its
+        #: checkpoint: they go out first
+        self.carry: list[Any] = []
         self.source_done = not self.is_source
         #: push in-port -> connection ids not yet ended
         self.open_inputs: dict[str, set[int]] = {}

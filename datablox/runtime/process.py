@@ -22,6 +22,7 @@ import zmq
 
 from datablox import control
 from datablox.codec import get_codec
+from datablox.element import Source
 from datablox.errors import DatabloxError, ElementError
 from datablox.ports import validate_params
 from datablox.registry import add_search_path, resolve
@@ -175,7 +176,13 @@ class ProcessRuntime(EventLoop):
                 # other checkpoint completed goes back to
                 self.write_and_ack(hosted, 0, self.runtime_state(hosted), time.monotonic())
             if hosted.is_source and not hosted.outputs_ended:
-                hosted.gen = iter(hosted.element.generate())  # type: ignore[attr-defined]
+                element = hosted.element
+                assert isinstance(element, Source)
+                hosted.gen = iter(
+                    element.generate_batches(self.batch_size)
+                    if hosted.batched
+                    else element.generate()
+                )
                 if hosted.skip:
                     # skipping re-runs generate(): what it dead-letters on the way was
                     # dead-lettered before the checkpoint already

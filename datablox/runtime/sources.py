@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from datablox.element import Source
 from datablox.errors import ElementError
+from datablox.runtime.context import OutPort
 from datablox.runtime.handling import error_text
 from datablox.runtime.hosted import Hosted
 
@@ -29,6 +30,11 @@ def pump(
     out = hosted.ctx.outputs.get(element.source_port)
     if out is None:
         hosted.source_done = True
+        return
+    if hosted.batched:
+        _pump_list(hosted, out)
+        if stopping():
+            hosted.source_done = True
         return
     pending = out.pending
     n = 0
@@ -58,15 +64,47 @@ def pump(
         hosted.source_done = True
 
 
+def _pump_list(hosted: Hosted, out: OutPort) -> None:
+    """Emit the next list of a source that runs through ``generate_batches``."""
+    assert hosted.gen is not None
+    batch = hosted.carry
+    if batch:
+        hosted.carry = []
+    else:
+        try:
+            batch = next(hosted.gen)
+        except StopIteration:
+            hosted.source_done = True
+        except ElementError:
+            raise
+        except Exception as exc:
+            hosted.failed = f"generate_batches failed: {error_text(exc)}"
+            hosted.ctx.log(hosted.name, hosted.failed)
+            hosted.source_done = True
+    if batch:
+        out.pending.extend(batch)
+    out.flush()
+
+
 def resume(hosted: Hosted, done: int, log: Callable[[str, str], None]) -> None:
     """After a restore, skip the ``done`` records a resumable source emitted before its
     checkpoint (its counters are restored with the snapshot)."""
     if done <= 0 or hosted.gen is None:
         return
     skipped = 0
-    for record in hosted.gen:
-        if record is not None:
-            skipped += 1
-            if skipped >= done:
-                break
+    if hosted.batched:
+        for batch in hosted.gen:
+            if batch:
+                take = min(len(batch), done - skipped)
+                skipped += take
+                if take < len(batch):
+                    hosted.carry = list(batch[take:])  # emitted first, before the next list
+                if skipped >= done:
+                    break
+    else:
+        for record in hosted.gen:
+            if record is not None:
+                skipped += 1
+                if skipped >= done:
+                    break
     log(hosted.name, f"restored; skipped the {skipped:,} records it emitted before the checkpoint")
