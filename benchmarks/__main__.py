@@ -29,6 +29,7 @@ GROUPS = {
     "pipeline_nosnap": "4-process pipeline with and without checkpoints, alternating, 3 each",
     "loop": "plain Python loop",
     "fused": "datablox pipeline, fused (checkpoints every 1 s)",
+    "fused_plain": "fused, its Map declared plain: no exactness copy (information, no target)",
     "fused_nosnap": "fused pipeline with and without checkpoints, alternating, 3 each",
     "bytewax": "Bytewax, same work (when installed)",
     "latency": "p50/p99 latency at half the 4-process maximum (needs 'pipeline' or --latency-rate)",
@@ -105,6 +106,9 @@ def measure(
     if "fused" in groups:
         say("running the fused pipeline…")
         got["fused"], _ = pipeline_rate(n, "max")
+    if "fused_plain" in groups:
+        say("running the fused pipeline with its Map declared plain…")
+        got["fused_plain"], _ = pipeline_rate(n, "max", plain=True)
     if "fused_nosnap" in groups:
         say("running the fused pipeline with and without checkpoints, alternately…")
         got["fused_ab"] = checkpoint_cost(n, "max")
@@ -195,6 +199,7 @@ def figure_rows(got: dict[str, Any]) -> list[list[str]]:
         ("pipeline", "datablox pipeline, 4 processes"),
         ("loop", "plain Python loop"),
         ("fused", "datablox pipeline, fused"),
+        ("fused_plain", "datablox pipeline, fused, Map declared plain (no copy)"),
         ("bytewax", f"Bytewax {bytewax_version()}, same work"),
     ]
     rows += [rate_row(label, got[key]) for key, label in labels if got.get(key)]

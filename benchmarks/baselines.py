@@ -94,8 +94,8 @@ def zmq_pipeline(total: int) -> tuple[float, int]:
 
     Timed like datablox's runs: from the moment every process is connected and
     the source is told to go, to the moment the count has seen end-of-stream
-    (``time.monotonic`` is one clock for all processes). Unlike datablox's
-    figure it leaves out the processes' exit.
+    (``time.monotonic`` is one clock for all processes). Both figures leave out
+    the processes' exit.
     """
     spawn = mp.get_context("spawn")
     pipes: dict[str, Connection] = {}

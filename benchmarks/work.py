@@ -8,10 +8,12 @@ from typing import Any
 
 
 def records(count: int, keys: int = 100, seed: int = 1) -> Iterator[dict[str, Any]]:
-    """The synthetic records every system starts from (the same as Generate's)."""
+    """The synthetic records every system starts from: the same as Generate's, built the
+    same way (key names made once, the value rounded to 6 digits), one at a time."""
     rng = random.Random(seed)
+    names = [f"k{i}" for i in range(keys)]
     for i in range(count):
-        yield {"id": i, "key": f"k{i % keys}", "value": round(rng.random(), 6), "ts": i}
+        yield {"id": i, "key": names[i % keys], "value": round(rng.random(), 6), "ts": i}
 
 
 def enrich(record: dict[str, Any]) -> dict[str, Any]:

@@ -125,6 +125,13 @@ class Map(Element):
         drop (list|null, null): field names to remove (after ``set``).
         fn (str|null, null): ``"package.module:function"``, called last with the
             record; it returns a record, a list of records, or None to drop it.
+        plain (bool, false): a promise that every record this Map emits is built only
+            of values every codec carries as they are (maps with string keys, lists,
+            strings, integers within 64 bits, finite floats, booleans, null), and that
+            ``fn`` keeps no record it returns and returns none twice. Fused with the
+            next element, its records then go on without the copy that otherwise gives
+            a fused element exactly what a separate process would get
+            (docs/records.md). A broken promise can make fused results differ.
 
     At least one of them must be given. The record is changed in place: every
     element owns the records it receives (the runtime copies them when an
@@ -142,6 +149,7 @@ class Map(Element):
         Param("fn", "str|null", default=None, doc="package.module:function, record -> record(s)"),
         Param("set", "map|null", default=None, doc="field -> expression on the incoming record"),
         Param("drop", "list|null", default=None, doc="field names to remove"),
+        Param("plain", "bool", default=False, doc="promise: plain values only (no fused copy)"),
     )
     cheap = True
 
@@ -186,6 +194,7 @@ class Map(Element):
                 exc.message = f"Map set.{field}: {exc.message}"
                 raise
         self.drop: list[str] = list(params["drop"] or [])
+        self.plain_records = bool(params["plain"])
         self.reject = Rejects(self)
 
     def on_batch(self, port: str, records: list[Record]) -> None:

@@ -67,6 +67,30 @@ class Relay(Element):
         self.emit(record)
 
 
+def with_tuple(record: dict[str, Any]) -> dict[str, Any]:
+    """A Map function that adds a tuple, which every codec turns into a list."""
+    record["t"] = (1, 2)
+    return record
+
+
+class TypeNames(Element):
+    """Writes, per record, the type name of its field ``t`` (one line each to ``path``)."""
+
+    ports = (push_in("in"),)
+    params = (Param("path", "str"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.path = params["path"]
+        self.names: list[str] = []
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.names.append(type(record["t"]).__name__)
+
+    def on_finish(self) -> None:
+        with open(self.path, "w") as fh:
+            fh.write("\n".join(self.names))
+
+
 class BigInt(Source):
     """Emits ``count`` records, every ``every``-th holding an integer over 64 bits."""
 

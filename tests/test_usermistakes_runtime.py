@@ -326,6 +326,31 @@ def test_awkward_values_give_the_same_outputs_in_every_fusion_mode(
         assert by_kind["nan"] is None and by_kind["datetime"] == "2026-01-02T03:04:05"
 
 
+@pytest.mark.parametrize("plain", [False, True])
+def test_a_map_declared_plain_is_handed_on_fused_without_the_copy(
+    cluster: Cluster, tmp_path: Path, plain: bool
+) -> None:
+    """Fused, a Map's records are copied through the codec, so the next element sees
+    a tuple as a list, as it would in its own process; declared ``plain``, they go on
+    as they are (the promise is the user's), so here, where it is broken, it shows."""
+    seen = {}
+    for fusion in ("off", "max"):
+        out = tmp_path / f"{fusion}-{plain}.txt"
+        tc = chain(
+            "plain_map",
+            [
+                ("src", "Generate", {"count": 50}),
+                ("map", "Map", {"fn": "mistake_elements:with_tuple", "plain": plain}),
+                ("types", "mistake_elements:TypeNames", {"path": str(out)}),
+            ],
+        )
+        result = cluster.run(tc, fusion=fusion)
+        assert result.exit_code == 0, result.problems
+        seen[fusion] = set(out.read_text().split())
+    assert seen["off"] == {"list"}
+    assert seen["max"] == ({"tuple"} if plain else {"list"})
+
+
 # ---- 7. orphans ---------------------------------------------------------------
 def test_no_element_outlives_a_killed_master(tmp_path: Path) -> None:
     marker = tmp_path / "stuck.pid"

@@ -167,7 +167,7 @@ class RemoteLink:
 
     def _send(self, parts: list[bytes]) -> None:
         try:
-            self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+            self.sock.send_multipart(parts, flags=zmq.NOBLOCK)
             return
         except zmq.Again:
             pass
@@ -177,7 +177,7 @@ class RemoteLink:
             while not self.abandoned:
                 self._on_blocked(self.sock)
                 try:
-                    self.sock.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+                    self.sock.send_multipart(parts, flags=zmq.NOBLOCK)
                     break
                 except zmq.Again:
                     continue
