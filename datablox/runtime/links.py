@@ -146,8 +146,17 @@ class RemoteLink:
         if not self.buf:
             self.first_at = time.monotonic()
         self.buf.extend(records)
-        if len(self.buf) >= self.batch_size:
+        size = self.batch_size
+        while len(self.buf) >= size and not self.sending:
+            # whole batches of batch_size leave now; the rest waits for more or the timer
+            if len(self.buf) == size:
+                self.flush()
+                return
+            rest = self.buf[size:]
+            del self.buf[size:]
             self.flush()
+            self.buf[:0] = rest
+            self.first_at = time.monotonic()
 
     def flush(self) -> None:
         buf = self.buf
