@@ -51,6 +51,10 @@ class Deployed:
                 f"datablox-master {args[0]} took over {timeout:g} s:\n{exc.stdout}\n{exc.stderr}"
             )
 
+    def on_nodes(self) -> list[str]:
+        """The options that point a master command at the deployed nodes."""
+        return ["--nodes", str(self.hosts_file), "--keys", str(self.keys)]
+
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts.hosts if h.name == name)
 
@@ -85,9 +89,7 @@ def deployed() -> Iterator[Deployed]:
 
 
 def test_status_shows_every_node_and_a_redeploy_upgrades_in_place(deployed: Deployed) -> None:
-    done = deployed.master(
-        "status", "--nodes", str(deployed.hosts_file), "--keys", str(deployed.keys), "--json"
-    )
+    done = deployed.master("status", *deployed.on_nodes(), "--json")
     assert done.returncode == 0, done.stderr
     nodes = orjson.loads(done.stdout)
     assert [(n["name"], n["up"], n["cpus"]) for n in nodes] == [
@@ -100,17 +102,11 @@ def test_status_shows_every_node_and_a_redeploy_upgrades_in_place(deployed: Depl
         "deploy", str(deployed.hosts_file), "--keys", str(deployed.keys), timeout=600
     )
     assert done.returncode == 0, done.stderr
-    nodes = orjson.loads(
-        deployed.master(
-            "status", "--nodes", str(deployed.hosts_file), "--keys", str(deployed.keys), "--json"
-        ).stdout
-    )
+    nodes = orjson.loads(deployed.master("status", *deployed.on_nodes(), "--json").stdout)
     assert all(n["up"] for n in nodes)
     # a new care-taker process on every host
     assert all(n["pid"] != pids[n["name"]] for n in nodes)
-    table = deployed.master(
-        "status", "--nodes", str(deployed.hosts_file), "--keys", str(deployed.keys)
-    )
+    table = deployed.master("status", *deployed.on_nodes())
     assert table.returncode == 0 and "h3" in table.stdout and "up" in table.stdout
 
 
@@ -186,10 +182,7 @@ def test_a_topology_spans_three_hosts_and_survives_losing_one(
             MASTER,
             "run",
             str(topo),
-            "--nodes",
-            str(deployed.hosts_file),
-            "--keys",
-            str(deployed.keys),
+            *deployed.on_nodes(),
             "--heartbeat-timeout",
             "2",
             "--display",
@@ -275,10 +268,7 @@ def test_a_shards_members_spread_over_hosts_and_move_partitions_between_them(
     done = deployed.master(
         "run",
         str(topo),
-        "--nodes",
-        str(deployed.hosts_file),
-        "--keys",
-        str(deployed.keys),
+        *deployed.on_nodes(),
         "--no-autoscale",
         "--reshard",
         "counts:members=3@8000",

@@ -17,7 +17,8 @@ def pump(
     stopping: Callable[[], bool],
     pause: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Pull up to one batch of records from a source's generator and emit them.
+    """Pull up to one batch of records from a source's generator and emit them (one
+    list, for a source that runs through ``generate_batches``).
 
     Records collect in the out-port's pending list and go to its links in one
     ``extend``: a record costs one list append, whatever the fan-out. A source
@@ -33,9 +34,22 @@ def pump(
         return
     if hosted.batched:
         _pump_list(hosted, out)
-        if stopping():
-            hosted.source_done = True
-        return
+    else:
+        _pump_records(hosted, out, batch_size, stopping, pause)
+    out.flush()
+    if stopping():
+        hosted.source_done = True
+
+
+def _pump_records(
+    hosted: Hosted,
+    out: OutPort,
+    batch_size: int,
+    stopping: Callable[[], bool],
+    pause: Callable[[], bool],
+) -> None:
+    """Collect up to one batch from a source's ``generate`` in ``out``'s pending list."""
+    assert hosted.gen is not None
     pending = out.pending
     n = 0
     try:
@@ -56,16 +70,12 @@ def pump(
     except ElementError:
         raise
     except Exception as exc:
-        hosted.failed = f"generate failed: {error_text(exc)}"
-        hosted.ctx.log(hosted.name, hosted.failed)
-        hosted.source_done = True
-    out.flush()
-    if stopping():
-        hosted.source_done = True
+        _failed(hosted, "generate", exc)
 
 
 def _pump_list(hosted: Hosted, out: OutPort) -> None:
-    """Emit the next list of a source that runs through ``generate_batches``."""
+    """Put the next list of a source that runs through ``generate_batches`` in its
+    out-port's pending list (a restored source's carried-over records first)."""
     assert hosted.gen is not None
     batch = hosted.carry
     if batch:
@@ -78,12 +88,16 @@ def _pump_list(hosted: Hosted, out: OutPort) -> None:
         except ElementError:
             raise
         except Exception as exc:
-            hosted.failed = f"generate_batches failed: {error_text(exc)}"
-            hosted.ctx.log(hosted.name, hosted.failed)
-            hosted.source_done = True
+            _failed(hosted, "generate_batches", exc)
     if batch:
         out.pending.extend(batch)
-    out.flush()
+
+
+def _failed(hosted: Hosted, method: str, exc: Exception) -> None:
+    """A source's generator raised: it is done, and the failure is noted and logged."""
+    hosted.failed = f"{method} failed: {error_text(exc)}"
+    hosted.ctx.log(hosted.name, hosted.failed)
+    hosted.source_done = True
 
 
 def resume(hosted: Hosted, done: int, log: Callable[[str, str], None]) -> None:
