@@ -11,11 +11,43 @@ from datablox.element import Record, Source
 from datablox.errors import ParameterError
 from datablox.ports import Param, push_out
 
-__all__ = ["Generate"]
+__all__ = ["Generate", "Pacer"]
 
-#: Pacing sleeps shorter than this are skipped and caught up later; waking the
-#: runtime for a few microseconds would cost more than the records it paces.
+#: A paced source wakes at most once per this many seconds and then emits every record
+#: due within it: waking the runtime for a few records would cost more than they do.
 _MIN_WAIT = 0.002
+
+
+class Pacer:
+    """When a source paced at ``rate`` records/s emits, and how many records: pure
+    decision logic, handed the clock.
+
+    Paced against the start time rather than per list, so the rate holds on average
+    even when single waits overshoot. On waking, the source opens a window of
+    ``window`` seconds and emits every record due within it (in lists of at most the
+    batch size); then it waits until the next record is due. So it wakes at most once
+    per window, however long building a list takes: a window that moved with the
+    clock would hand out a few more records after every list and never wait.
+    """
+
+    __slots__ = ("horizon", "rate", "start", "window")
+
+    def __init__(self, rate: float, start: float, window: float = _MIN_WAIT) -> None:
+        self.rate = rate
+        self.start = start
+        self.window = window
+        #: the end of the open window (-inf: none open yet)
+        self.horizon = float("-inf")
+
+    def step(self, now: float, emitted: int) -> tuple[float, int]:
+        """``(seconds to wait, 0)`` when the next record is not due yet, else
+        ``(0.0, records due)`` (at least 1), ``emitted`` records having gone out."""
+        next_at = self.start + emitted / self.rate
+        if next_at > self.horizon:
+            if next_at > now:
+                return next_at - now, 0
+            self.horizon = now + self.window
+        return 0.0, max(1, int((self.horizon - self.start) * self.rate) + 1 - emitted)
 
 
 class Generate(Source):
@@ -88,19 +120,15 @@ class Generate(Source):
         rnd = self.rng.random
         keys, stamp, rate, count = self.keys, self.stamp, self.rate, self.count
         names = [f"k{i}" for i in range(keys)]
-        start = time.monotonic()
+        pacer = None if rate is None else Pacer(rate, time.monotonic())
         first = self.i
         while count is None or self.i < count:
             i = self.i
             n = size if count is None else min(size, count - i)
-            if rate is not None:
-                # Pace against the start time rather than per list, so the rate
-                # holds on average even when single waits overshoot: emit the
-                # records whose time has come (or comes within _MIN_WAIT).
-                now = time.monotonic()
-                due = int((now + _MIN_WAIT - start) * rate) + 1 - (i - first)
-                if due < 1:
-                    self.wait(start + (i - first) / rate - now)
+            if pacer is not None:
+                wait, due = pacer.step(time.monotonic(), i - first)
+                if wait > 0:
+                    self.wait(wait)
                     continue
                 n = min(n, due)
             end = i + n
