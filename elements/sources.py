@@ -62,7 +62,8 @@ class Generate(Source):
     Parameters:
         count (int|null, 1000): records to emit; ``null`` emits forever.
         rate (number|null, null): records per second; ``null`` emits as fast as
-            downstream accepts. Paced with ``wait`` so batches still flush.
+            downstream accepts. Paced with ``wait`` so batches still flush: it wakes at
+            most once per 2 ms and emits the records due within those 2 ms at once.
         keys (int, 10): number of distinct keys.
         seed (int, 0): random seed.
         stamp (bool, false): add ``t_emit`` (``time.monotonic()`` at emission)
