@@ -115,7 +115,10 @@ class Generate(Source):
 
     def generate(self) -> Iterator[Record | None]:
         for batch in self.generate_batches(1):
-            yield from batch or ()
+            if batch is None:
+                yield None
+            else:
+                yield from batch
 
     def generate_batches(self, size: int) -> Iterator[list[Record] | None]:
         rnd = self.rng.random
@@ -130,6 +133,9 @@ class Generate(Source):
                 wait, due = pacer.step(time.monotonic(), i - first)
                 if wait > 0:
                     self.wait(wait)
+                    # back to the runtime after each wait, so that a stop or a
+                    # checkpoint is not held up until the next record is due
+                    yield None
                     continue
                 n = min(n, due)
             end = i + n

@@ -171,3 +171,28 @@ def test_a_second_ctrl_c_kills_every_element_process(tmp_path: Path) -> None:
         assert figures["processes"]["p1-out"]["exit"] == "killed"
         assert figures["processes"]["p0-src"]["exit"] == "finished"
         assert element_processes(run_dir) == []
+
+
+SLOW = """
+topology slow {
+    element src = Generate(count=null, rate=0.1)
+    element out = JsonLinesSink(path="out/x.jsonl")
+    src -> out
+}
+"""
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+def test_ctrl_c_stops_a_slowly_paced_source_at_once(tmp_path: Path, fusion: str) -> None:
+    """A source paced at one record per 10 s stops at Ctrl-C without emitting again: it
+    used to spin in its pacing loop until the next record was due, and emit it."""
+    (tmp_path / "slow.topo").write_text(SLOW)
+    out = tmp_path / "out" / "x.jsonl"
+    with master_run(tmp_path, "slow.topo", fusion) as (proc, run_dir, summary):
+        wait_until(lambda: written(proc, out, 1), timeout=30, what="the first record")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(8) == 130  # the next record would be due 10 s after the first
+        figures = json.loads(summary.read_text())
+        assert figures["elements"]["src"]["out"] == 1
+        assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [0]
+        assert element_processes(run_dir) == []
