@@ -156,3 +156,15 @@ def test_a_paced_generate_sleeps_between_lists(cluster: Cluster, tmp_path: Path)
     (t0, cpu0), (t1, cpu1) = steady[0], steady[-1]
     share = (cpu1 - cpu0) / (t1 - t0)
     assert share < 0.5, f"the source used {share:.0%} of a core"
+
+
+def test_a_slowly_paced_generate_does_not_hold_up_checkpoints(cluster: Cluster) -> None:
+    """Two records 4 s apart, a checkpoint asked for every 0.5 s: each completes within a
+    second. When Generate waited for its next record without handing control back, the
+    checkpoint it was asked for waited for that record (one completed, after 3 s)."""
+    src = ("src", "Generate", {"count": 2, "rate": 0.25})
+    result = cluster.run(chain("slow", [src, ("sink", "Count", {})]), snapshot_every=0.5)
+    assert result.exit_code == 0, result.problems
+    checkpoints = result.summary()["checkpoints"]
+    assert checkpoints["completed"] >= 4, checkpoints
+    assert checkpoints["median_seconds"] < 1.0, checkpoints
