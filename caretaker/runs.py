@@ -74,7 +74,7 @@ def files_named(msg: dict[str, Any]) -> list[str]:
     op = msg["op"]
     if op == "snapshotted":
         return [msg["file"]]
-    if op == "element_finished" and msg.get("final"):
+    if op in ("element_finished", "outputs_ended") and msg.get("final"):
         return [msg["final"]]
     if op == "moved_out":
         return list(msg.get("files", {}).values())

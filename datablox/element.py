@@ -237,7 +237,9 @@ class Element:
         """Ask a query on query out-port ``port`` and wait up to ``timeout`` s for the answer.
 
         Raises ``QueryTimeout`` when no answer comes and ``QueryError`` when the
-        answering element failed.
+        answering element failed. An element asks until its ``on_finish`` has
+        returned: from then on, the elements it asks may finish (an ``on_query``
+        that runs later must not ask).
         """
         return self._ctx.ask(port, request, timeout)
 

@@ -148,6 +148,7 @@ class Run(NodeWatch):
                 "finished": self._on_finished,
                 "log": self._on_log,
                 "element_finished": self._on_element_finished,
+                "outputs_ended": self._on_outputs_ended,
                 "exited": self._on_exited,
                 "snapshotted": self._on_snapshotted,
                 "not_replayable": self._on_not_replayable,
@@ -370,6 +371,13 @@ class Run(NodeWatch):
         return self.state.on_element_finished(
             msg["element"], msg.get("failed"), msg.get("stats", {})
         )
+
+    def _on_outputs_ended(self, msg: dict[str, Any], process: str) -> list[Command]:
+        """An element asks no more; its final snapshot stands for every later checkpoint."""
+        now = time.monotonic()
+        if msg.get("final") and self.checkpoints.on_final(msg["element"], msg["final"], now):
+            self.completed(self.checkpoints.completed)
+        return self.state.on_outputs_ended(msg["element"])
 
     def _on_snapshotted(self, msg: dict[str, Any], process: str) -> None:
         checkpoint = int(msg["checkpoint"])

@@ -25,6 +25,8 @@ class ElementView:
     node: str
     stats: dict[str, Any] = field(default_factory=dict)
     finished: bool = False
+    #: its outputs ended: it asks no more (it may still answer queries)
+    asks_done: bool = False
     failed: str | None = None
     rate: float = 0.0
     last_count: int = 0
@@ -180,7 +182,10 @@ class RunState:
             for c in self.connections
             if c["kind"] == "query"
             and c["to"]["element"] in hosted
-            and self.elements[c["from"]["element"]].finished
+            and (
+                self.elements[c["from"]["element"]].finished
+                or self.elements[c["from"]["element"]].asks_done
+            )
         ]
         return {"op": "wire", "endpoints": self.endpoints(), "ended": ended, "query_done": asked}
 
@@ -225,12 +230,20 @@ class RunState:
         if failed:
             view.failed = failed
             self.problems.append(f"element '{name}': {failed}")
-        commands: list[Command] = []
-        for c in self.connections:
-            if c["kind"] == "query" and c["from"]["element"] == name:
-                target = self.process_of[c["to"]["element"]]
-                commands.append((target, {"op": "query_done", "conns": [c["id"]]}))
-        return commands
+        return self.asking_over(name)
+
+    def on_outputs_ended(self, name: str) -> list[Command]:
+        """``name``'s outputs ended: it asks no more, though it may still answer."""
+        return self.asking_over(name)
+
+    def asking_over(self, name: str) -> list[Command]:
+        """Tell the elements ``name`` asks that it asks no more."""
+        self.elements[name].asks_done = True
+        return [
+            (self.process_of[c["to"]["element"]], {"op": "query_done", "conns": [c["id"]]})
+            for c in self.connections
+            if c["kind"] == "query" and c["from"]["element"] == name
+        ]
 
     def on_exit(self, process: str, kind: str, code: int, detail: str = "") -> list[Command]:
         """A process is gone for good; end its outputs so downstream can finish."""
@@ -283,6 +296,7 @@ class RunState:
                 proc.exited, proc.reported = "retired", True
         for view in self.elements.values():
             view.finished = bool(self.processes[view.process].exited)
+            view.asks_done = view.finished  # the others say again when their outputs end
             view.rate = 0.0
             view.last_at = None
         self.sent_before_restore = dict(self.sent)

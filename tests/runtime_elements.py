@@ -283,3 +283,30 @@ class WaitsLong(Source):
         self.path.write_text("early" if time.monotonic() < deadline else "full")
         for n in range(self.count, 2 * self.count):
             yield {"n": n}
+
+
+class AskEachOther(Element):
+    """Adds ``other``: what the element on its ``ask`` port answers for the record's id.
+    Answers ``get`` with the id times two. With ``crash_marker``, its process exits with
+    code 9 (once: the marker file records it) at the first query it gets after its
+    ``on_finish``. Ports: in, out, ask (query out), get (query in)."""
+
+    ports = (push_in("in"), push_out("out"), query_out("ask"), query_in("get"))
+    params = (Param("crash_marker", "str|null", None),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.marker = Path(params["crash_marker"]) if params["crash_marker"] else None
+        self.ended = False
+
+    def on_record(self, port: str, record: Any) -> None:
+        record["other"] = self.ask(record["id"])
+        self.emit(record)
+
+    def on_finish(self) -> None:
+        self.ended = True
+
+    def on_query(self, port: str, request: Any) -> Any:
+        if self.ended and self.marker is not None and not self.marker.exists():
+            self.marker.write_text("crashed")
+            os._exit(9)
+        return request * 2

@@ -500,3 +500,53 @@ def test_a_waiting_source_does_not_hold_up_a_checkpoint(cluster: Cluster, tmp_pa
     assert waited.read_text() == "early"
     assert result.summary()["checkpoints"]["completed"] >= 1
     assert sorted(r["n"] for r in lines(out)) == list(range(200))
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+@pytest.mark.parametrize("crash", [False, True])
+def test_two_elements_that_ask_each_other_both_finish(
+    cluster: Cluster, tmp_path: Path, fusion: str, crash: bool
+) -> None:
+    """a asks b and b asks a, in two processes. Each answers the other until the other
+    has finished asking: that is when its outputs end, not when it is finished (both
+    waited for the other's finish for ever). With ``crash``, a's process dies (exit 9)
+    at the first question b asks it after a's outputs ended; the run restores from a
+    checkpoint and the outputs are still exact."""
+    marker = tmp_path / "crashed"
+    elements = [
+        ("g1", "Generate", {"count": 50}),
+        ("g2", "Generate", {"count": 600, "rate": 600}),
+        ("a", "runtime_elements:AskEachOther", {"crash_marker": str(marker) if crash else None}),
+        ("b", "runtime_elements:AskEachOther", {"crash_marker": None}),
+        ("s1", "runtime_elements:Collect", {"path": str(tmp_path / "a.jsonl")}),
+        ("s2", "runtime_elements:Collect", {"path": str(tmp_path / "b.jsonl")}),
+    ]
+    links = [
+        ("push", "g1", "out", "a", "in"),
+        ("push", "g2", "out", "b", "in"),
+        ("push", "a", "out", "s1", "in"),
+        ("push", "b", "out", "s2", "in"),
+        ("query", "a", "ask", "b", "get"),
+        ("query", "b", "ask", "a", "get"),
+    ]
+    tc = chain("mutual", [])
+    tc["elements"] = [
+        {"id": i, "name": n, "class": c, "params": p, "node": None, "shard": None}
+        for i, (n, c, p) in enumerate(elements)
+    ]
+    tc["connections"] = [
+        {
+            "id": i,
+            "kind": kind,
+            "from": {"element": src, "port": out},
+            "to": {"element": dst, "port": into},
+        }
+        for i, (kind, src, out, dst, into) in enumerate(links)
+    ]
+    result = cluster.run(tc, fusion=fusion, snapshot_every=0.2)
+    assert result.exit_code == 0, result.problems
+    assert marker.exists() is crash
+    for path, count in (("a.jsonl", 50), ("b.jsonl", 600)):
+        got = sorted((r["id"], r["other"]) for r in lines(tmp_path / path))
+        assert got == [(i, 2 * i) for i in range(count)]
+    assert result.state.lost() == []

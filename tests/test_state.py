@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from datablox.caretaker.runs import files_named
 from datablox.master.planner import Plan, ProcessPlan
 from datablox.master.state import RunState
 
@@ -205,6 +206,30 @@ def test_an_asker_finishing_tells_the_answerer_its_queries_are_done() -> None:
     assert st.elements["mid"].finished and st.elements["mid"].stats == {"in": 3}
     assert st.problems == []
     assert st.on_element_finished("src", None, {}) == []
+
+
+def test_an_asker_whose_outputs_ended_tells_the_answerer_before_it_finishes() -> None:
+    """It asks no more once its outputs have ended, though it is not finished (it may
+    still answer queries): the answerer may finish, also when it restarts (wiring);
+    after a restore, only what a finished element says counts again."""
+    st = fresh()
+    ready_all(st)
+    assert st.on_outputs_ended("mid") == [("p3-store", {"op": "query_done", "conns": [2]})]
+    assert not st.elements["mid"].finished
+    assert st.wire_message("p3-store")["query_done"] == [2]
+    st.on_restore()
+    ready_all(st)
+    assert st.wire_message("p3-store")["query_done"] == []
+
+
+def test_the_files_an_element_message_names_ship_with_it() -> None:
+    """A final snapshot named when the outputs end goes to the master like one named
+    when the element finishes (nodes without a shared folder)."""
+    assert files_named({"op": "outputs_ended", "element": "a", "final": "a/final-1"}) == [
+        "a/final-1"
+    ]
+    assert files_named({"op": "element_finished", "final": "b/final-2"}) == ["b/final-2"]
+    assert files_named({"op": "outputs_ended", "element": "a", "final": None}) == []
 
 
 def test_an_element_that_finishes_failed_is_a_problem() -> None:

@@ -37,6 +37,8 @@ class Hosted:
         self.open_queries: dict[str, set[int]] = {}
         #: on_finish has run and the push outputs have ended (queries may still come)
         self.outputs_ended = False
+        #: the master has been told that its outputs ended (it asks no more)
+        self.told_outputs_ended = False
         self.finished = False
         self.failed: str | None = None
         #: push input connections that have ended

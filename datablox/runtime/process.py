@@ -299,13 +299,13 @@ class ProcessRuntime(EventLoop):
         """End an element in two steps: its outputs when its inputs have ended, then itself.
 
         When every push input has ended (and a source's generator is done),
-        ``on_finish`` runs and the push outputs end; fused elements it asks
-        learn now that it has finished asking (elements in other processes
-        learn it from the master when it is finished). It goes on answering
-        queries until everyone who may ask it has finished too; only then is it
-        finished. So a source that answers its own consumer's queries ends its
-        stream first and is not kept waiting for a consumer that waits for that
-        very end.
+        ``on_finish`` runs and the push outputs end; the elements it asks learn
+        now that it has finished asking (fused ones at once, others from the
+        master). It goes on answering queries until everyone who may ask it has
+        finished asking too; only then is it finished. So a source that answers
+        its own consumer's queries ends its stream first and is not kept waiting
+        for a consumer that waits for that very end, and two elements that ask
+        each other both finish.
         """
         if hosted.finished:
             return
@@ -332,6 +332,9 @@ class ProcessRuntime(EventLoop):
                     if target is not None:
                         target.open_queries.get(conn["to"]["port"], set()).discard(conn["id"])
                         self.maybe_finish(target)
+        if not hosted.told_outputs_ended:  # also for an element restored as ended
+            hosted.told_outputs_ended = True
+            self.tell_outputs_ended(hosted)
         if hosted.queries_open() or hosted.finished:
             return
         hosted.finished = True
@@ -343,6 +346,21 @@ class ProcessRuntime(EventLoop):
             stats=self.element_stats(hosted),
             final=hosted.final_file,
         )
+
+    def tell_outputs_ended(self, hosted: Hosted) -> None:
+        """Tell the master that ``hosted`` asks no more, when it asks elements of other
+        processes: they may finish without waiting for it to finish. Its final
+        snapshot is on disk first, and goes with the news: it stands for every later
+        checkpoint, so a restore never runs again what it asked."""
+        asks_others = any(
+            c["kind"] == "query"
+            and c["from"]["element"] == hosted.name
+            and c["to"]["element"] not in self.hosted
+            for c in self.spec["connections"]
+        )
+        if asks_others:
+            self.wait_written()
+            self.send("outputs_ended", element=hosted.name, final=hosted.final_file)
 
     # ---- running -----------------------------------------------------------
     def run_loop(self) -> None:
