@@ -80,9 +80,12 @@ class JsonLinesSource(Source):
                 if seen <= skip:
                     continue
                 if self.interval:
-                    ahead = start + (seen - skip - 1) * self.interval - time.monotonic()
-                    if ahead > 0.001:
-                        self.wait(ahead)
+                    due = start + (seen - skip - 1) * self.interval
+                    while due - time.monotonic() > 0.001:
+                        self.wait(due - time.monotonic())
+                        # back to the runtime after each wait: a stop ends the source
+                        # before this record, a checkpoint is taken before it
+                        yield None
                 self.done = seen
                 yield obj
 

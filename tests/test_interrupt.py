@@ -175,7 +175,7 @@ def test_a_second_ctrl_c_kills_every_element_process(tmp_path: Path) -> None:
 
 SLOW = """
 topology slow {
-    element src = Generate(count=null, rate=0.1)
+    element src = %s
     element out = JsonLinesSink(path="out/x.jsonl")
     src -> out
 }
@@ -183,10 +183,17 @@ topology slow {
 
 
 @pytest.mark.parametrize("fusion", ["off", "max"])
-def test_ctrl_c_stops_a_slowly_paced_source_at_once(tmp_path: Path, fusion: str) -> None:
-    """A source paced at one record per 10 s stops at Ctrl-C without emitting again: it
-    used to spin in its pacing loop until the next record was due, and emit it."""
-    (tmp_path / "slow.topo").write_text(SLOW)
+@pytest.mark.parametrize(
+    "source", ["Generate(count=null, rate=0.1)", 'JsonLinesSource(path="in.jsonl", rate=0.1)']
+)
+def test_ctrl_c_stops_a_slowly_paced_source_at_once(
+    tmp_path: Path, fusion: str, source: str
+) -> None:
+    """A source paced at one record per 10 s stops at Ctrl-C without emitting again.
+    Generate used to spin in its pacing loop until its next record was due, and emit
+    it; JsonLinesSource emitted the record it was waiting for at once."""
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"id": {i}}}\n' for i in range(5)))
+    (tmp_path / "slow.topo").write_text(SLOW % source)
     out = tmp_path / "out" / "x.jsonl"
     with master_run(tmp_path, "slow.topo", fusion) as (proc, run_dir, summary):
         wait_until(lambda: written(proc, out, 1), timeout=30, what="the first record")
