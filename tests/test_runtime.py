@@ -546,6 +546,7 @@ def test_two_elements_that_ask_each_other_both_finish(
     result = cluster.run(tc, fusion=fusion, snapshot_every=0.2)
     assert result.exit_code == 0, result.problems
     assert marker.exists() is crash
+    assert result.summary()["checkpoints"]["restores"] == (1 if crash else 0)
     for path, count in (("a.jsonl", 50), ("b.jsonl", 600)):
         got = sorted((r["id"], r["other"]) for r in lines(tmp_path / path))
         assert got == [(i, 2 * i) for i in range(count)]
