@@ -16,6 +16,7 @@ from datablox.elements._support import (
     iter_json_lines,
     resolve_files,
 )
+from datablox.elements.sources import Pacer
 from datablox.errors import ParameterError
 from datablox.ports import Param, push_in, push_out
 from datablox.sink import FileSink
@@ -55,7 +56,7 @@ class JsonLinesSource(Source):
         rate = params["rate"]
         if rate is not None and rate <= 0:
             raise ParameterError("JsonLinesSource: rate must be more than 0", "rate")
-        self.interval = 0.0 if rate is None else 1.0 / float(rate)
+        self.rate: float | None = None if rate is None else float(rate)
         #: records emitted so far: a restore goes on after them (reading, not pacing, the
         #: ones before)
         self.done = 0
@@ -69,7 +70,7 @@ class JsonLinesSource(Source):
 
     def generate(self) -> Iterator[Record | None]:
         skip, seen = self.done, 0
-        start = time.monotonic()
+        pacer = None if self.rate is None else Pacer(self.rate, time.monotonic())
         for path in self.files:
             for lineno, raw, obj, error in iter_json_lines(path):
                 if error is not None:
@@ -79,13 +80,13 @@ class JsonLinesSource(Source):
                 seen += 1
                 if seen <= skip:
                     continue
-                if self.interval:
-                    due = start + (seen - skip - 1) * self.interval
-                    while due - time.monotonic() > 0.001:
-                        self.wait(due - time.monotonic())
-                        # back to the runtime after each wait: a stop ends the source
-                        # before this record, a checkpoint is taken before it
-                        yield None
+                while pacer is not None and (
+                    wait := pacer.step(time.monotonic(), seen - skip - 1)[0]
+                ):
+                    self.wait(wait)
+                    # back to the runtime after each wait: a stop ends the source
+                    # before this record, a checkpoint is taken before it
+                    yield None
                 self.done = seen
                 yield obj
 
