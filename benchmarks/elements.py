@@ -128,6 +128,8 @@ class FeedThenIdle(Source):
             ahead = start + i / self.rate - now
             if ahead > 0.001:
                 self.wait(ahead)
+                yield None  # hand control back: a stop during the wait emits nothing more
+                continue
             yield {
                 "id": self.prefill + i,
                 "key": f"k{(i * 7919) % keys}",
