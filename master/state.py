@@ -39,10 +39,16 @@ class ElementView:
         return int(self.stats.get("in", 0))
 
     def shares(self, elapsed: float | None = None) -> tuple[float, float, float]:
-        """(busy, blocked, idle) fractions: the last second's, or the run's over ``elapsed``."""
+        """(busy, blocked, idle) fractions: the last second's, or the whole run's.
+
+        For the whole run (``elapsed`` given), they are shares of the element's own
+        time: from the start of the run to its finish, or to ``elapsed`` when it did
+        not finish. A source that finished early was not idle for the rest of the run.
+        """
         if elapsed:
-            busy = min(1.0, float(self.stats.get("busy_seconds", 0.0)) / elapsed)
-            blocked = min(1.0 - busy, float(self.stats.get("blocked_seconds", 0.0)) / elapsed)
+            span = self.finished_after if self.finished_after else elapsed
+            busy = min(1.0, float(self.stats.get("busy_seconds", 0.0)) / span)
+            blocked = min(1.0 - busy, float(self.stats.get("blocked_seconds", 0.0)) / span)
             return busy, blocked, max(0.0, 1.0 - busy - blocked)
         busy = float(self.stats.get("busy", 0.0))
         blocked = float(self.stats.get("blocked", 0.0))

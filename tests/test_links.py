@@ -10,7 +10,7 @@ import zmq
 
 from datablox import frames
 from datablox.codec import get_codec
-from datablox.runtime.clock import Clock
+from datablox.runtime.clock import Account, Clock
 from datablox.runtime.links import RemoteLink
 
 
@@ -52,3 +52,32 @@ def test_a_long_list_leaves_in_batches_of_the_batch_size(pair: tuple[Any, Any]) 
     assert [len(records) for _, records in batches] == [100, 100, 100, 0]
     assert [seq for seq, _ in batches] == [0, 1, 2, 3]
     assert [r["n"] for _, records in batches for r in records] == list(range(300))
+
+
+def test_a_send_blocked_outside_any_elements_code_is_its_senders_blocked_time() -> None:
+    """A link's last batch, sent as its element's outputs end, runs outside the element's
+    hooks; if the queue is full, that wait is the sending element's blocked time."""
+    ctx = zmq.Context()
+    try:
+        push = ctx.socket(zmq.PUSH)  # no peer: every send would block
+        clock = Clock()
+        blocked = Account()
+        owner = Account(blocked)
+        waits = []
+
+        def on_blocked(sock: Any) -> None:
+            waits.append(sock)
+            link.abandoned = True  # the receiver gave up: the send ends
+
+        link = RemoteLink(
+            push, 1, 7, get_codec("orjson"), 100, on_blocked, "test", print, clock, owner
+        )
+        link.extend([{"n": 1}])
+        assert clock.current is None
+        link.flush()
+        clock.settle()
+        assert waits == [push]
+        assert blocked.seconds > 0 and owner.seconds == 0
+        assert clock.unowned_blocked.seconds == 0
+    finally:
+        ctx.destroy(linger=0)

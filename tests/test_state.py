@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from datablox.caretaker.runs import files_named
 from datablox.master.planner import Plan, ProcessPlan
 from datablox.master.state import RunState
@@ -182,6 +184,16 @@ def test_load_reports_update_figures_and_rates() -> None:
     assert view.rate == 100.0
     assert view.shares() == (0.5, 0.25, 0.25), "a final report without shares keeps the last"
     assert st.recv == {1: 60, 3: 40}
+
+
+def test_final_shares_are_of_the_elements_own_time_until_it_finished() -> None:
+    st = fresh()
+    view = st.elements["sink"]
+    view.stats.update(busy_seconds=1.0, blocked_seconds=3.0)
+    assert view.shares(10.0) == pytest.approx((0.1, 0.3, 0.6)), "not finished: over the run"
+    view.finished = True
+    view.finished_after = 4.0
+    assert view.shares(10.0) == pytest.approx((0.25, 0.75, 0.0)), "done early: not idle after"
 
 
 def test_backlog_is_sent_minus_received_over_the_inputs_between_processes() -> None:

@@ -405,6 +405,8 @@ def test_a_source_feeding_a_slow_sink_is_blocked_not_busy(cluster: Cluster, tmp_
     src = result.summary()["elements"]["src"]
     assert src["blocked_seconds"] > 3 * src["busy_seconds"], src
     assert src["blocked"] > src["busy"]
+    # a source never waits for input: until it finished, it was working or blocked
+    assert src["idle"] < 0.2, src
     sink = result.summary()["elements"]["sink"]
     assert sink["busy"] > 0.5, sink
 

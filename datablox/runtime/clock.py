@@ -30,7 +30,7 @@ class Clock:
     def __init__(self) -> None:
         self.current: Account | None = None
         self.since = perf_counter()
-        #: blocked time outside any element's code (e.g. the final flush)
+        #: blocked time that no element's account can take
         self.unowned_blocked = Account()
 
     def settle(self) -> None:
@@ -52,8 +52,12 @@ class Clock:
         self.settle()
         self.current = previous
 
-    def block(self) -> Account | None:
-        """Start charging the element running now as blocked; pair with ``leave``."""
-        current = self.current
+    def block(self, owner: Account | None = None) -> Account | None:
+        """Start charging the element running now as blocked; pair with ``leave``.
+
+        Outside any element's code (a source's last batches sent as its outputs
+        end, say), the blocked time is ``owner``'s: the element whose link waits.
+        """
+        current = self.current if self.current is not None else owner
         blocked = current.blocked if current is not None else None
         return self.enter(blocked if blocked is not None else self.unowned_blocked)

@@ -180,7 +180,7 @@ class RemoteLink:
             return
         except zmq.Again:
             pass
-        previous = self._clock.block()
+        previous = self._clock.block(self.owner)
         self.sending = True
         try:
             while not self.abandoned:
