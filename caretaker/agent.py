@@ -294,18 +294,37 @@ class CareTaker:
                 **spec,
                 "search_path": [str(run.run_dir / "modules" / m) for m in spec["modules"]],
             }
-        run.supervisor.launch(
-            {
-                **spec,
-                "ident": f"{run.run_id}|{spec['process']}",
-                "control": self.element_endpoint,
-                "control_keys": {**run.element_keys.fields(), "server": self.keys.public.decode()},
-                "run_dir": str(run.run_dir),
-                "host": self.bind,
-                "advertise": self.advertise,
-                "parent_pid": os.getpid(),
-            }
-        )
+        try:
+            run.supervisor.launch(
+                {
+                    **spec,
+                    "ident": f"{run.run_id}|{spec['process']}",
+                    "control": self.element_endpoint,
+                    "control_keys": {
+                        **run.element_keys.fields(),
+                        "server": self.keys.public.decode(),
+                    },
+                    "run_dir": str(run.run_dir),
+                    "host": self.bind,
+                    "advertise": self.advertise,
+                    "parent_pid": os.getpid(),
+                }
+            )
+        except OSError as exc:
+            # the master waits for every process it asked for: say this one never ran
+            log.error("could not start process %s: %s", spec["process"], exc)
+            self.to_master(
+                run.master,
+                {
+                    "op": "exited",
+                    "run": run.run_id,
+                    "process": spec["process"],
+                    "code": -1,
+                    "kind": "start_failed",
+                    "error": f"the care-taker could not start its process: {exc}",
+                    "epoch": spec.get("epoch", 0),
+                },
+            )
 
     def _send(self, msg: dict[str, Any], run: NodeRun) -> None:
         self.to_process(run, msg["process"], msg["msg"])

@@ -185,6 +185,13 @@ def run(
         float,
         typer.Option(help="Seconds every element gets to bind, wire and run on_start."),
     ] = 60.0,
+    drain_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a stop (Ctrl-C, SIGTERM) may take to drain the queues; then every "
+            "element process is killed (an element stuck in its own code cannot hold it up)."
+        ),
+    ] = 30.0,
     max_restarts: Annotated[
         int,
         typer.Option(
@@ -320,6 +327,7 @@ def run(
         codec=codec,
         hwm=hwm,
         startup_timeout=startup_timeout,
+        drain_timeout=drain_timeout,
         max_restarts=max_restarts,
         snapshot_every=snapshot_every,
         autoscale=autoscale,

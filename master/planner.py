@@ -291,7 +291,14 @@ def replace_lost(
     return moves, reasons
 
 
+#: Longest element name a process name repeats (it names files and a ZeroMQ identity).
+PROCESS_NAME_CHARS = 60
+
+
 def process_name(number: int, element: str) -> str:
     """The name of process ``number`` whose first element is ``element`` (a file name:
-    a group's '/' becomes '.')."""
-    return f"p{number}-{element.replace('/', '.')}"
+    a group's '/' becomes '.'; a long element name is cut, the number keeps it unique)."""
+    name = element.replace("/", ".")
+    if len(name) > PROCESS_NAME_CHARS:
+        name = name[:PROCESS_NAME_CHARS] + "~"
+    return f"p{number}-{name}"

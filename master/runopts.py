@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datablox.codec import codec_names, get_codec
 from datablox.errors import RunError
 from datablox.master.planner import FusionMode
 from datablox.master.state import RunState
 
 #: Care-takers and masters heartbeat every 0.5 s: a node is declared lost after 3 missed.
 MIN_HEARTBEAT_TIMEOUT = 1.5
+
+
+def cli_flag(name: str) -> str:
+    """How the CLI spells the option of field ``name``: ``batch_size`` is ``--batch-size``."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -28,6 +36,8 @@ class RunOptions:
     max_restarts: int = 3
     run_dir: Path | None = None
     startup_timeout: float = 60.0
+    #: seconds a stop may take to drain before every element process is killed
+    drain_timeout: float = 30.0
     #: seconds between checkpoints (0: only the state at start is kept)
     snapshot_every: float = 1.0
     #: let the scaling policy grow and shrink shards
@@ -45,11 +55,16 @@ class RunOptions:
     encrypt_data: bool = False
 
     def __post_init__(self) -> None:
-        if self.run_dir is not None and not isinstance(self.run_dir, Path):
+        # anything else is left for validate() to refuse with the option's name
+        if isinstance(self.run_dir, str | os.PathLike) and not isinstance(self.run_dir, Path):
             self.run_dir = Path(self.run_dir)
 
-    def validate(self) -> None:
-        """Raise RunError naming the first option out of range (before anything starts)."""
+    def validate(self, spell: Callable[[str], str] = cli_flag) -> None:
+        """Raise RunError naming the first option out of range (before anything starts).
+
+        ``spell`` turns a field name into the option as the caller's user wrote it:
+        a CLI flag by default, a keyword argument for ``datablox.run``.
+        """
         whole = {"batch_size": 1, "hwm": 1, "max_restarts": 0}
         if self.slots is not None:
             whole["slots"] = 1
@@ -59,12 +74,12 @@ class RunOptions:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise RunError(
-                    f"--{name.replace('_', '-')} must be a whole number of at least {least}, "
-                    f"got {value!r}"
+                    f"{spell(name)} must be a whole number of at least {least}, got {value!r}"
                 )
         for name, positive in (
             ("flush_ms", False),
             ("startup_timeout", True),
+            ("drain_timeout", True),
             ("snapshot_every", False),
             ("heartbeat_timeout", True),
         ):
@@ -77,14 +92,31 @@ class RunOptions:
             )
             if not ok or (positive and value == 0):
                 need = "more than 0" if positive else "0 or more"
-                raise RunError(f"--{name.replace('_', '-')} must be {need}, got {value!r}")
+                raise RunError(f"{spell(name)} must be {need}, got {value!r}")
         if self.heartbeat_timeout < MIN_HEARTBEAT_TIMEOUT:
             raise RunError(
-                f"--heartbeat-timeout must be at least {MIN_HEARTBEAT_TIMEOUT:g} s (3 heartbeats), "
-                f"got {self.heartbeat_timeout!r}"
+                f"{spell('heartbeat_timeout')} must be at least {MIN_HEARTBEAT_TIMEOUT:g} s "
+                f"(3 heartbeats), got {self.heartbeat_timeout!r}"
             )
         if self.fusion not in ("auto", "off", "max"):
-            raise RunError(f"--fusion must be auto, off or max, got {self.fusion!r}")
+            raise RunError(f"{spell('fusion')} must be auto, off or max, got {self.fusion!r}")
+        names = codec_names()
+        if self.codec is not None and self.codec not in names:
+            known = f"{', '.join(names[:-1])} or {names[-1]}"
+            raise RunError(f"{spell('codec')} must be {known}, got {self.codec!r}")
+        get_codec(self.codec)  # installed, and $DATABLOX_CODEC names one when codec is None
+        for name in ("autoscale", "encrypt_data"):
+            if not isinstance(getattr(self, name), bool):
+                raise RunError(f"{spell(name)} must be True or False, got {getattr(self, name)!r}")
+        for name in ("reshard", "ship"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise RunError(f"{spell(name)} takes a list of strings, got {value!r}")
+        if self.run_dir is not None and not isinstance(self.run_dir, Path):
+            raise RunError(
+                f"{spell('run_dir')} must be a folder path (a str or Path), "
+                f"got {type(self.run_dir).__name__} {self.run_dir!r}"
+            )
 
 
 @dataclass

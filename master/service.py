@@ -11,11 +11,11 @@ from typing import Any, Protocol
 
 from datablox import control
 from datablox.caretaker.runs import module_files, package_files, write_files
-from datablox.errors import RunError
 from datablox.master.checkpointing import Coordinator
 from datablox.master.cluster import Cluster
 from datablox.master.nodeloss import NodeWatch
 from datablox.master.planner import NodeInfo, Plan, plan
+from datablox.master.runfolder import RunFolder
 from datablox.master.runopts import RunOptions, RunResult
 from datablox.master.shardrun import Action, ShardController
 from datablox.master.state import Command, RunState
@@ -97,16 +97,7 @@ class Run(NodeWatch):
             f"{uuid.uuid4().hex[:12]}"
         )
         self.run_dir = (options.run_dir or Path(".datablox") / "runs" / run_id).resolve()
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.run_dir / ".writable"
-            probe.touch()
-            probe.unlink()
-        except OSError as exc:
-            raise RunError(
-                f"cannot use {self.run_dir} as the run folder: {exc.strerror or exc}",
-                "pass --run-dir with a folder you can write to",
-            ) from None
+        self.folder = RunFolder.take(self.run_dir, self.state.elements)
         self.run_id = run_id
         #: incarnation of the run; each restore from a checkpoint starts a new one and
         #: messages from processes of an earlier one are ignored
@@ -477,19 +468,28 @@ class Run(NodeWatch):
                 elements = ", ".join(f"'{e}'" for e in st.processes[process].elements)
                 tail = msg.get("log", "").strip()
                 st.problems.append(
-                    f"element {elements} could not start: its process ended with exit code "
-                    f"{code} during start-up" + (f"; its log ends:\n{tail}" if tail else "")
+                    f"element {elements} could not start: {msg['error']}"
+                    if msg.get("error")
+                    else f"element {elements} could not start: its process ended with exit "
+                    f"code {code} during start-up" + (f"; its log ends:\n{tail}" if tail else "")
                 )
             self.kill()
         return commands
 
     def execute(self) -> RunResult:
+        try:
+            return self._execute()
+        finally:
+            self.folder.release()
+
+    def _execute(self) -> RunResult:
         started = time.monotonic()
         self.launch()
         self.display.start(self.state)
         for notice in self.notices():
             self.display.log(notice)
         seen_interrupts = 0
+        stop_at: float | None = None
         last_draw = 0.0
         try:
             while not self.state.done():
@@ -501,12 +501,20 @@ class Run(NodeWatch):
                     if interrupts == 1 and self.phase == "running":
                         self.display.log(
                             "stopping: sources stop, queues drain, sinks flush "
-                            "(Ctrl-C again to kill)"
+                            f"(Ctrl-C again to kill; killed anyway after "
+                            f"{self.options.drain_timeout:g} s)"
                         )
                         self.stop()
+                        stop_at = time.monotonic()
                     else:
                         self.display.log("killing every element process")
                         self.kill()
+                if (
+                    stop_at is not None
+                    and not self.kill_sent
+                    and time.monotonic() - stop_at > self.options.drain_timeout
+                ):
+                    self.drain_overdue()
                 if (
                     self.phase == "starting"
                     and not self.kill_sent
@@ -544,6 +552,16 @@ class Run(NodeWatch):
         result.shards = self.shards.summary()
         result.run_id, result.remote = self.run_id, not self.shared
         return result
+
+    def drain_overdue(self) -> None:
+        """A stop has drained for ``drain_timeout``: kill what is left, naming it."""
+        stuck = [name for name, view in self.state.elements.items() if not view.finished]
+        self.state.problems.append(
+            f"the stop did not drain within {self.options.drain_timeout:g} s: every element "
+            f"process was killed; unfinished: {', '.join(stuck)}"
+        )
+        self.display.log(f"the stop did not drain within {self.options.drain_timeout:g} s")
+        self.kill()
 
     def ask_checkpoint(self, now: float) -> None:
         checkpoint = self.checkpoints.due(now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from datablox.filenames import file_stem
 from datablox.master.display import element_table
 from datablox.master.service import RunResult
 
@@ -11,7 +12,7 @@ from datablox.master.service import RunResult
 def print_summary(result: RunResult, console: Console, table: bool = True) -> None:
     """The final table (unless ``table`` is off), dead letters, losses and problems."""
     st = result.state
-    verdict = {0: "finished", 130: "stopped by Ctrl-C"}.get(result.exit_code, "FAILED")
+    verdict = {0: "finished", 130: "stopped"}.get(result.exit_code, "FAILED")
     if table:
         console.print(
             element_table(
@@ -32,7 +33,7 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
     if dead:
         folder = result.run_dir / "deadletter"
         for name, n in dead.items():
-            file = f"{name.replace('/', '__')}.jsonl"
+            file = f"{file_stem(name)}.jsonl"
             where = (
                 f"deadletter/{file} in the run folder of node '{st.elements[name].node}' "
                 f"(ROOT/runs/{result.run_id} there)"

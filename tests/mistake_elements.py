@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -186,3 +187,18 @@ class StuckAtFinish(Element):
             fh.write(str(os.getpid()))
         while True:
             time.sleep(0.05)  # stuck in user code on purpose
+
+
+class StuckOnRecord(Element):
+    """Writes its pid to ``marker`` at its first record, then never returns from ``on_record``."""
+
+    ports = (push_in("in"),)
+    params = (Param("marker", "str"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.marker = params["marker"]
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        with open(self.marker, "w") as fh:
+            fh.write(str(os.getpid()))
+        threading.Event().wait()  # stuck in user code on purpose, ignoring every stop

@@ -187,13 +187,13 @@ def test_a_start_failure_ends_the_run_at_once_naming_the_element(
 @pytest.mark.parametrize(
     ("option", "value", "text"),
     [
-        ("batch_size", 0, "--batch-size must be a whole number of at least 1, got 0"),
-        ("batch_size", -5, "--batch-size must be a whole number of at least 1, got -5"),
-        ("flush_ms", -1, "--flush-ms must be 0 or more, got -1"),
-        ("slots", 0, "--slots must be a whole number of at least 1, got 0"),
-        ("max_restarts", -1, "--max-restarts must be a whole number of at least 0, got -1"),
-        ("hwm", -1, "--hwm must be a whole number of at least 1, got -1"),
-        ("startup_timeout", 0, "--startup-timeout must be more than 0, got 0"),
+        ("batch_size", 0, "batch_size= must be a whole number of at least 1, got 0"),
+        ("batch_size", -5, "batch_size= must be a whole number of at least 1, got -5"),
+        ("flush_ms", -1, "flush_ms= must be 0 or more, got -1"),
+        ("slots", 0, "slots= must be a whole number of at least 1, got 0"),
+        ("max_restarts", -1, "max_restarts= must be a whole number of at least 0, got -1"),
+        ("hwm", -1, "hwm= must be a whole number of at least 1, got -1"),
+        ("startup_timeout", 0, "startup_timeout= must be more than 0, got 0"),
     ],
 )
 def test_options_are_checked_before_anything_starts(

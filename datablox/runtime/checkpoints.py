@@ -34,6 +34,8 @@ from typing import Any
 
 import orjson
 
+from datablox.filenames import file_stem
+
 #: The whole state of an element (as opposed to one of its partitions).
 WHOLE = "all"
 
@@ -72,8 +74,7 @@ class CheckpointStore:
     # ---- element snapshots ---------------------------------------------------
     def snapshot_path(self, element: str, checkpoint: int | str, partition: str = WHOLE) -> Path:
         """``checkpoint``: a checkpoint id, or ``final-EPOCH`` for a final snapshot."""
-        safe = element.replace("/", "__")
-        return self.root / "elements" / safe / partition / f"{checkpoint}.snap"
+        return self.root / "elements" / file_stem(element) / partition / f"{checkpoint}.snap"
 
     def write_snapshot(
         self, element: str, checkpoint: int | str, state: Any, partition: str = WHOLE
@@ -86,7 +87,7 @@ class CheckpointStore:
 
     def transfer_path(self, move: int, element: str, to: str) -> Path:
         """Where ``element`` leaves the state of partitions moving to member ``to``."""
-        return self.root / "moves" / f"{move}-{element.replace('/', '__')}-to-{to}.snap"
+        return self.root / "moves" / f"{move}-{file_stem(element)}-to-{file_stem(to)}.snap"
 
     def read_snapshot(self, relative: str) -> Any:
         data = (self.root / relative).read_bytes()

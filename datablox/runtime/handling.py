@@ -15,6 +15,7 @@ import orjson
 
 from datablox.element import Element
 from datablox.errors import ElementError
+from datablox.filenames import file_stem
 from datablox.runtime.clock import Account, Clock
 from datablox.runtime.context import ElementContext
 
@@ -120,7 +121,7 @@ class DeadLetterFile:
                 )
 
     def _path(self, element: str) -> Path:
-        return self.folder / (element.replace("/", "__") + ".jsonl")
+        return self.folder / (file_stem(element) + ".jsonl")
 
     def position(self, element: str) -> int:
         """The length of ``element``'s dead-letter file (0 when it has none)."""

@@ -1,0 +1,63 @@
+"""The run folder on the master's disk: checked, locked for one run, cleared of old dead letters."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from datablox.errors import RunError
+from datablox.filenames import file_stem
+
+#: Held (flock) by the run that uses the folder, for as long as it runs.
+LOCK_NAME = ".datablox-run.lock"
+
+
+class RunFolder:
+    """A run folder taken for one run; :meth:`release` lets the next run have it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock: int | None = None
+
+    @classmethod
+    def take(cls, path: Path, elements: Iterable[str]) -> RunFolder:
+        """Create ``path`` if needed, check it is writable, lock it and remove what an
+        earlier run left in it that this one would append to: the dead-letter files of
+        ``elements``. Raises :class:`RunError` when the folder is unusable or in use."""
+        folder = cls(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunError(
+                f"cannot use {path} as the run folder: {exc.strerror or exc}",
+                "pass --run-dir with a folder you can write to",
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunError(
+                f"the run folder {path} is in use by another run",
+                "wait for that run to end, or pass another --run-dir",
+            ) from None
+        folder._lock = fd
+        for name in elements:
+            try:
+                (path / "deadletter" / f"{file_stem(name)}.jsonl").unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                folder.release()
+                raise RunError(
+                    f"cannot remove an earlier run's dead letters in {path}: {exc}",
+                    "pass another --run-dir",
+                ) from None
+        return folder
+
+    def release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None

@@ -1,0 +1,165 @@
+"""Runs a new user broke in ways the first round of fixes did not cover: long names, a
+process its care-taker cannot start, a stop stuck in user code, shared run folders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TESTS, Cluster, assert_no_element_processes, console_script, wait_until
+
+from datablox.filenames import MAX_STEM, file_stem
+from datablox.testing import chain
+
+LONG_SRC = "s" * 300
+LONG_FILTER = "f" * 300
+
+
+def topo(path: Path, body: str, name: str = "t") -> Path:
+    path.write_text(f"topology {name} {{\n{body}\n}}\n")
+    return path
+
+
+def run_cli(folder: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [console_script("datablox-master"), "run", *args, "--display", "plain"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )
+
+
+def test_a_long_name_gives_a_short_file_stem_unique_to_it() -> None:
+    assert file_stem("keep") == "keep"
+    assert file_stem("group/keep") == "group__keep"
+    a, b = file_stem("x" * 300 + "a"), file_stem("x" * 300 + "b")
+    assert a != b and len(a.encode()) <= MAX_STEM and len(b.encode()) <= MAX_STEM
+    assert file_stem("x" * 300 + "a") == a, "the same name always gives the same file"
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+def test_elements_with_very_long_names_run_and_keep_their_dead_letters(
+    cluster: Cluster, tmp_path: Path, fusion: str
+) -> None:
+    tc = chain(
+        "long",
+        [
+            (LONG_SRC, "Generate", {"count": 1000}),
+            (LONG_FILTER, "Filter", {"where": "key > 1"}),  # str > int: every record is dead
+            ("sink", "Null", {}),
+        ],
+    )
+    run_dir = tmp_path / "rd"
+    result = cluster.run(tc, fusion=fusion, run_dir=run_dir)
+    assert result.exit_code == 0, result.problems
+    assert result.summary()["elements"][LONG_FILTER]["dead"] == 1000
+    files = list((run_dir / "deadletter").iterdir())
+    assert [f.name for f in files] == [f"{file_stem(LONG_FILTER)}.jsonl"]
+    assert len(files[0].read_text().splitlines()) == 1000
+    assert all(len(p.name.encode()) <= 255 for p in run_dir.rglob("*"))
+
+
+def test_a_process_its_caretaker_cannot_start_ends_the_run_at_once(tmp_path: Path) -> None:
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=10)\n    element n = Null()\n    src -> n",
+    )
+    run_dir = tmp_path / "rd"
+    run_dir.mkdir()
+    (run_dir / "specs").write_text("a file where the spec folder goes")
+    started = time.monotonic()
+    done = run_cli(tmp_path, "t.topo", "--run-dir", str(run_dir))
+    assert done.returncode == 1, done.stderr
+    assert time.monotonic() - started < 30, "the run waited for processes that never ran"
+    assert "could not start: the care-taker could not start its process" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert_no_element_processes(run_dir)
+
+
+def _stuck_run(tmp_path: Path, run_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], Path]:
+    marker = tmp_path / "stuck.pid"
+    topo(
+        tmp_path / "stuck.topo",
+        "    element src = Generate(count=100000)\n"
+        f'    element stuck = mistake_elements:StuckOnRecord(marker="{marker}")\n'
+        "    src -> stuck",
+    )
+    proc = subprocess.Popen(
+        [
+            console_script("datablox-master"),
+            "run",
+            "stuck.topo",
+            "--display",
+            "plain",
+            "--run-dir",
+            str(run_dir),
+            *extra,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(TESTS)},
+    )
+    return proc, marker
+
+
+def test_a_stop_that_cannot_drain_kills_everything_after_the_drain_timeout(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "rd"
+    proc, marker = _stuck_run(tmp_path, run_dir, "--drain-timeout", "2")
+    try:
+        wait_until(marker.exists, timeout=60, what="the element to be stuck in on_record")
+        proc.send_signal(signal.SIGTERM)  # once, as a service manager does
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "the stop did not drain within 2 s" in err
+    assert "unfinished: " in err and "stuck" in err
+    assert "Traceback" not in err
+    assert_no_element_processes(run_dir)
+
+
+def test_two_runs_cannot_share_a_run_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "rd"
+    first, marker = _stuck_run(tmp_path, run_dir, "--drain-timeout", "1")
+    try:
+        wait_until(marker.exists, timeout=60, what="the first run to be running")
+        second = run_cli(tmp_path, "stuck.topo", "--run-dir", str(run_dir), timeout=60)
+        assert second.returncode != 0
+        assert f"the run folder {run_dir} is in use by another run" in second.stderr
+        assert "Traceback" not in second.stderr
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 130
+    assert_no_element_processes(run_dir)
+
+
+def test_a_reused_run_folder_does_not_keep_an_earlier_runs_dead_letters(tmp_path: Path) -> None:
+    run_dir = tmp_path / "rd"
+    body = (
+        '    element src = Generate(count=100)\n    element keep = Filter(where="{}")\n'
+        "    element n = Null()\n    src -> keep -> n"
+    )
+    topo(tmp_path / "bad.topo", body.format("key > 1"))
+    topo(tmp_path / "good.topo", body.format("value > 0.5"))
+    bad = run_cli(tmp_path, "bad.topo", "--run-dir", str(run_dir))
+    assert bad.returncode == 0, bad.stderr
+    assert len((run_dir / "deadletter" / "keep.jsonl").read_text().splitlines()) == 100
+    good = run_cli(tmp_path, "good.topo", "--run-dir", str(run_dir))
+    assert good.returncode == 0, good.stderr
+    assert not (run_dir / "deadletter" / "keep.jsonl").exists()
