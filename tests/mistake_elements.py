@@ -202,3 +202,26 @@ class StuckOnRecord(Element):
         with open(self.marker, "w") as fh:
             fh.write(str(os.getpid()))
         threading.Event().wait()  # stuck in user code on purpose, ignoring every stop
+
+
+class UnpicklableState(Element):
+    """Passes records on; its snapshot holds a lambda, which pickle refuses."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit(record)
+
+    def snapshot(self) -> Any:
+        return {"f": lambda: 1}
+
+
+class RaisesKeyboardInterrupt(Element):
+    """Raises KeyboardInterrupt from its own code at record id 5."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        if record["id"] == 5:
+            raise KeyboardInterrupt
+        self.emit(record)

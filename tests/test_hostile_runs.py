@@ -163,3 +163,28 @@ def test_a_reused_run_folder_does_not_keep_an_earlier_runs_dead_letters(tmp_path
     good = run_cli(tmp_path, "good.topo", "--run-dir", str(run_dir))
     assert good.returncode == 0, good.stderr
     assert not (run_dir / "deadletter" / "keep.jsonl").exists()
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+@pytest.mark.parametrize(
+    ("cls", "says"),
+    [
+        ("UnpicklableState", "element 'x': snapshot() returned a state that cannot be pickled"),
+        ("RaisesKeyboardInterrupt", "element code raised KeyboardInterrupt"),
+    ],
+)
+def test_user_code_that_breaks_the_process_gets_a_message_not_a_traceback(
+    tmp_path: Path, fusion: str, cls: str, says: str
+) -> None:
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=100)\n"
+        f"    element x = mistake_elements:{cls}()\n"
+        "    element n = Null()\n"
+        "    src -> x -> n",
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", fusion, "--run-dir", str(tmp_path / "rd"))
+    assert done.returncode == 1, done.stderr
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr and 'File "' not in done.stderr, done.stderr
+    assert_no_element_processes(tmp_path / "rd")

@@ -460,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
         # one of the runtime's (a start failure is not restarted)
         print(f"error: element code called sys.exit({exc.code!r})", file=sys.stderr, flush=True)
         os._exit(EXIT_ELEMENT_EXITED)
+    except KeyboardInterrupt:
+        # this process ignores SIGINT: only an element's own code raises it
+        print("error: element code raised KeyboardInterrupt", file=sys.stderr, flush=True)
+        os._exit(EXIT_ELEMENT_EXITED)
     except DatabloxError as exc:
         # the message names the element and port; a traceback would add nothing
         print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -243,7 +243,13 @@ class Checkpointing:
         tag = checkpoint if isinstance(checkpoint, int) else f"{checkpoint}-{self.epoch}"
         path = self.store.snapshot_path(hosted.name, tag)
         rel = str(path.relative_to(self.store.root))
-        data = dumps(state)
+        try:
+            data = dumps(state)
+        except Exception as exc:  # only the element's own part can fail to pickle
+            raise ElementError(
+                f"element '{hosted.name}': snapshot() returned a state that cannot be "
+                f"pickled: {type(exc).__name__}: {exc}"
+            ) from None
         seconds = time.monotonic() - started
         self.snapshot_seconds += seconds
         ack = None
