@@ -90,6 +90,9 @@ class Element:
     #: True when the element is cheap per record, so the planner may fuse it
     #: with its neighbours automatically.
     cheap: ClassVar[bool] = False
+    #: Names of the parameters that hold a file the element writes: ``check``
+    #: refuses a topology in which two elements write one file.
+    writes: ClassVar[Sequence[str]] = ()
     #: True when every record the element emits is either one it received,
     #: unchanged, or built only of values every codec carries as they are
     #: (maps with string keys, lists, strings, 64-bit integers, finite floats,
@@ -356,8 +359,4 @@ def check_element_class(cls: Any, ref: str) -> type[Element]:
             f"'{ref}' is not an element class (got {cls!r})",
             "element classes subclass datablox.Element or datablox.Source",
         )
-    names = [p.name for p in cls.ports]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise ElementClassError(f"element class '{ref}' declares port(s) twice: {sorted(dupes)}")
-    return cls
+    return cls  # its declarations are checked by registry.check_declarations

@@ -12,9 +12,10 @@ import sys
 from importlib.metadata import entry_points
 from typing import Any
 
+from datablox.declarations import class_problems
 from datablox.element import Element, check_element_class
 from datablox.errors import ElementClassError
-from datablox.ports import TYPE_NAMES, declaration_problem, suggest
+from datablox.ports import TYPE_NAMES, suggest
 
 GROUP = "datablox.elements"
 
@@ -68,15 +69,18 @@ def import_object(ref: str, display: str, what: str = "element class") -> Any:
 
 
 def check_declarations(cls: type[Element], display: str) -> None:
-    """Raise :class:`ElementClassError` when a class declares a malformed ``Param``."""
-    for spec in cls.params:
-        problem = declaration_problem(spec)
-        if problem is not None:
-            raise ElementClassError(
-                f"element class '{display}' declares {problem}",
-                f"fix the class: parameter types are {', '.join(TYPE_NAMES)}, "
-                "or several joined with '|' (e.g. 'str|null')",
-            )
+    """Raise :class:`ElementClassError` when a class's declarations cannot work: malformed
+    ports or params, a port .topo cannot spell, an in-port without its hook, a hook the
+    runtime cannot call."""
+    problems = class_problems(cls)
+    if problems:
+        raise ElementClassError(
+            f"element class '{display}' {problems[0]}",
+            f"fix the class: parameter types are {', '.join(TYPE_NAMES)}, "
+            "or several joined with '|' (e.g. 'str|null')"
+            if "unknown type name" in problems[0] or "type is not a string" in problems[0]
+            else "fix the class (see `datablox-master describe` and docs/elements.md)",
+        )
 
 
 def _import(ref: str, display: str) -> type[Element]:

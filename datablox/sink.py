@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
 
 from datablox.element import Element
+from datablox.errors import ElementError
 
 __all__ = ["FileSink"]
 
@@ -46,8 +48,24 @@ class FileSink(Element):
         """The open file (opened now if it was not)."""
         if self._sink_fh is None:
             Path(self._sink_path).parent.mkdir(parents=True, exist_ok=True)
-            self._sink_fh = open(self._sink_path, "ab" if self._sink_append else "wb")  # noqa: SIM115
+            fh = open(self._sink_path, "ab")  # noqa: SIM115 - locked before it is cut
+            self._lock(fh)
+            if not self._sink_append:
+                fh.truncate(0)
+            self._sink_fh = fh
         return self._sink_fh
+
+    def _lock(self, fh: Any) -> None:
+        """Hold an exclusive lock on the file while writing it: a second writer (another
+        run, or another element) fails at once instead of interleaving lines with ours."""
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise ElementError(
+                f"element '{self.name}': {self._sink_path} is being written by another "
+                "element or run; give each writer its own file"
+            ) from None
 
     def write(self, data: bytes) -> None:
         fh = self.sink_file()
@@ -73,7 +91,10 @@ class FileSink(Element):
         length = int(state["length"])
         path = Path(self._sink_path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if self._sink_fh is not None and not self._sink_fh.closed:
+            self._sink_fh.close()  # its lock would refuse ours
         fh = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - never truncates
+        self._lock(fh)
         fh.truncate(length)
         fh.seek(length)
         self._sink_fh = fh

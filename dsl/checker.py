@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -347,6 +348,26 @@ class _Checker:
                             "fused elements run in one process, so on one node",
                         )
 
+    def one_writer_per_file(self) -> None:
+        """Two elements writing one file would interleave (and cut) each other's lines."""
+        writers: dict[str, int] = {}
+        for i, el in enumerate(self.topo.elements):
+            cls = self.classes[i]
+            for name in getattr(cls, "writes", ()) if cls is not None else ():
+                value = el.params.get(name)
+                if not isinstance(value, str) or not value:
+                    continue
+                key = os.path.normpath(os.path.abspath(os.path.expanduser(value)))
+                first = writers.setdefault(key, i)
+                if first != i:
+                    other = self.topo.elements[first].name
+                    self.err(
+                        f"element '{el.name}' writes {value!r}, which element '{other}' writes too",
+                        self.at(("value", i, name), ("class", i)),
+                        "two writers of one file interleave their lines; give each its own "
+                        "file, or send both streams to one sink",
+                    )
+
     def unconnected(self) -> list[Diagnostic]:
         used: set[tuple[str, str]] = set()
         for conn in self.topo.connections:
@@ -360,7 +381,19 @@ class _Checker:
         for i, el in enumerate(self.topo.elements):
             cls = self.classes[i]
             for port in cls.ports if cls is not None else ():
-                if port.kind != "push" or (el.name, port.name) in used:
+                if (el.name, port.name) in used:
+                    continue
+                if port.kind == "query" and port.direction == "out":
+                    found.append(
+                        warning(
+                            f"query out-port '{el.name}.{port.name}' is not connected: every "
+                            "question asked on it fails (its record goes to the dead letters)",
+                            self.at(("element", i)),
+                            f"connect it to an element that answers: {el.name}.{port.name} ?> "
+                            "OTHER.PORT",
+                        )
+                    )
+                if port.kind != "push":
                     continue
                 loc = self.at(("element", i))
                 serves_queries = any(
@@ -396,6 +429,7 @@ class _Checker:
         self.cycles(edges)
         self.feeds()
         self.fuse()
+        self.one_writer_per_file()
         self.diags.extend(self.unconnected())
 
 

@@ -70,6 +70,7 @@ def _stand_in(info: dict[str, Any]) -> type[Element]:
         "ports": ports,
         "params": params,
         "cheap": info["cheap"],
+        "writes": tuple(info.get("writes", ())),
         "shard_traits_": info.get("shard"),
         "__doc__": info["doc"],
         "__module__": info["module"],

@@ -62,6 +62,7 @@ def describe(cls: type[Element]) -> dict[str, Any]:
         "module": cls.__module__,
         "doc": cls.__doc__,
         "cheap": bool(getattr(cls, "cheap", False)),
+        "writes": [str(name) for name in getattr(cls, "writes", ())],
         "ports": [_port(p) for p in cls.ports],
         "params": [_param(p) for p in cls.params],
         "shard": shard_traits(cls),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -60,24 +61,91 @@ def iter_json_lines(path: str) -> Iterator[tuple[int, str, Any, str | None]]:
     and ``object`` is None. Reading is binary so orjson parses without a decode copy.
     """
     with open(path, "rb") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]  # a UTF-8 byte order mark, as Windows tools write it
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                # orjson's own "line 2 column 1" counts within this one line, which
-                # reads like a file position; report the column in the line instead.
-                column = min(exc.pos, len(line.rstrip())) + 1
-                yield lineno, _raw(line), None, f"malformed JSON at column {column}: {exc.msg}"
-                continue
-            if not isinstance(obj, dict):
-                kind = type_name_of(obj)
-                yield lineno, _raw(line), None, f"line holds a JSON {kind}, not an object"
-                continue
-            yield lineno, "", obj, None
+        lineno = 0
+        for lines, suspect in _line_lists(fh):
+            for line in lines:
+                lineno += 1
+                if not line.strip():
+                    continue
+                try:
+                    obj = orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    # orjson's own "line 2 column 1" counts within this one line, which
+                    # reads like a file position; report the column in the line instead.
+                    column = min(exc.pos, len(line.rstrip())) + 1
+                    why = f"malformed JSON at column {column}: {exc.msg}"
+                    yield lineno, _raw(line), None, why
+                    continue
+                if not isinstance(obj, dict):
+                    kind = type_name_of(obj)
+                    yield lineno, _raw(line), None, f"line holds a JSON {kind}, not an object"
+                    continue
+                if suspect and (wide := _wide_integer(line)) is not None:
+                    yield lineno, _raw(line), None, wide
+                    continue
+                yield lineno, "", obj, None
+
+
+#: bytes read at a time
+_CHUNK = 1 << 16
+_BOM = b"\xef\xbb\xbf"
+#: maps "-" and the digits to "0", so that a long number becomes a run of "0"s
+_DIGITS_TO_0 = bytes.maketrans(b"-123456789", b"0" * 10)
+#: an integer orjson cannot read exactly is 20 digits or more, or "-" and 19
+_RUN = b"0" * 20
+#: the strings and numbers of a valid JSON text (strings first, so digits in them are skipped)
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?')
+#: the integers orjson reads exactly; it reads any other integer as a float, losing digits
+_LOWEST, _HIGHEST = -(2**63), 2**64 - 1
+
+
+def _line_lists(fh: BinaryIO) -> Iterator[tuple[list[bytes], bool]]:
+    """The lines of ``fh`` (without their ``\\n``) in lists of about ``_CHUNK`` bytes,
+    each with False when none of its lines can hold an integer orjson reads inexactly."""
+    block = fh.read(_CHUNK)
+    if block.startswith(_BOM):
+        block = block[3:]  # a UTF-8 byte order mark, as Windows tools write it
+    pieces: list[bytes] = []  # the line the last block ended inside
+    while block:
+        lines = block.split(b"\n")
+        pieces.append(lines[0])
+        if len(lines) > 1:
+            lines[0] = b"".join(pieces)
+            pieces = [lines.pop()]
+            yield lines, _long_number_in(block) or _long_number_in(lines[0])
+        block = fh.read(_CHUNK)
+    last = b"".join(pieces)
+    if last:
+        yield [last], _long_number_in(last)
+
+
+def _long_number_in(data: bytes) -> bool:
+    """Whether ``data`` holds 20 digits (or "-") in a row, at C speed: scanned with a
+    regular expression, a file reads 3 times slower."""
+    # Every fifth byte first, a fifth of the work that rules out most data: 20 in a
+    # row include 4 of them in a row.
+    return b"0000" in data[::5].translate(_DIGITS_TO_0) and _RUN in data.translate(_DIGITS_TO_0)
+
+
+def _wide_integer(line: bytes) -> str | None:
+    """Why ``line`` (valid JSON) cannot be read exactly, or None when it can."""
+    if not _long_number_in(line):
+        return None
+    for token in _TOKENS.finditer(line):
+        text = token.group()
+        if text[:1] == b'"' or b"." in text or b"e" in text or b"E" in text:
+            continue
+        # a longer one is out of range: JSON numbers have no leading zeros
+        if len(text) <= 21 and _LOWEST <= int(text) <= _HIGHEST:
+            continue
+        column = len(line[: token.start()].decode("utf-8", errors="replace")) + 1
+        digits = len(text.lstrip(b"-"))
+        shown = text.decode() if digits <= 40 else f"{text[:20].decode()}... ({digits} digits)"
+        return (
+            f"integer beyond 64 bits at column {column}: {shown}; JSON lines carry "
+            "integers from -2**63 to 2**64-1: write a bigger one as a string"
+        )
+    return None
 
 
 def _raw(line: bytes) -> str:

@@ -36,9 +36,11 @@ class JsonLinesSource(Source):
         rate (number, null): records per second at most (null: as fast as it can),
             to replay a file at a pace.
 
-    Bad input: blank lines are skipped. A malformed line, or a line holding a
-    JSON value that is not an object, goes to the dead letters as its raw text
-    with ``file`` and ``line`` (1-based); reading goes on. A path that names no
+    Bad input: blank lines are skipped. A malformed line, a line holding a
+    JSON value that is not an object, or one holding an integer beyond 64 bits
+    (outside -2**63 to 2**64-1: orjson would read it as a float, losing digits)
+    goes to the dead letters as its raw text with ``file`` and ``line``
+    (1-based); reading goes on. A path that names no
     file stops the element at start with an error naming the path.
     """
 
@@ -117,6 +119,7 @@ class JsonLinesSink(FileSink):
     """
 
     ports = (push_in("in"),)
+    writes = ("path",)
     params = (
         Param("path", "path", doc="output file; parent folders are created"),
         Param("append", "bool", default=False, doc="append instead of replacing"),
@@ -171,6 +174,18 @@ def _to_bool(text: str) -> bool:
 _CONVERTERS["bool"] = _to_bool
 
 
+def _repeated(names: list[str]) -> str:
+    """The names that occur more than once, with their 1-based positions; "" when none."""
+    where: dict[str, list[int]] = {}
+    for i, name in enumerate(names, 1):
+        where.setdefault(name, []).append(i)
+    return ", ".join(
+        f"'{name}' (columns {', '.join(map(str, at[:-1]))} and {at[-1]})"
+        for name, at in where.items()
+        if len(at) > 1
+    )
+
+
 class CsvSource(Source):
     """Read records from CSV files, one record per row.
 
@@ -190,8 +205,11 @@ class CsvSource(Source):
     Bad input: a row with the wrong number of fields, or a value that fails
     its conversion, goes to the dead letters as the list of its fields with
     ``file`` and ``line`` (1-based, where the row starts); reading goes on.
-    Blank lines are skipped. A path naming no file, an unknown type name or a
-    ``types`` column that is not a column stop the element at start.
+    Blank lines are skipped. A path naming no file, an unknown type name, a
+    ``types`` column that is not a column, or a column name given twice (in
+    ``columns``, or in the first file's header) stop the element at start; a
+    later file whose header names a column twice stops it when reached, before
+    any of that file's rows.
     """
 
     resumable = True
@@ -223,6 +241,12 @@ class CsvSource(Source):
                 "columns",
                 'name the columns, e.g. columns=["id", "name", "mag"]',
             )
+        if self.columns and (repeated := _repeated(self.columns)):
+            raise ParameterError(
+                f"CsvSource: the columns parameter names a column more than once: {repeated}",
+                "columns",
+                "give each column its own name",
+            )
         for column, kind in self.types.items():
             if kind not in _CONVERTERS:
                 raise ParameterError(
@@ -243,6 +267,13 @@ class CsvSource(Source):
 
     def _names(self, path: str, header_row: list[str] | None) -> list[str]:
         names = self.columns or [n.strip() for n in header_row or []]
+        if not self.columns and (repeated := _repeated(names)):
+            # a record holds one value per name: the later column's would replace the first's
+            raise ParameterError(
+                f"CsvSource: the header of {path} names a column more than once: {repeated}",
+                "path",
+                "rename the columns in the file, or name them all with columns=[...]",
+            )
         unknown = [c for c in self.types if c not in names]
         if unknown:
             raise ParameterError(

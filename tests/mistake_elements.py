@@ -169,6 +169,9 @@ class ExitAtStart(Element):
     def on_start(self, params: dict[str, Any]) -> None:
         os._exit(params["code"])
 
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        pass
+
 
 class StuckAtFinish(Element):
     """Never returns from ``on_finish`` and ignores SIGTERM's orderly stop."""

@@ -123,6 +123,9 @@ class BadStart(Element):
     def on_start(self, params: dict[str, Any]) -> None:
         raise FileNotFoundError("catalog.csv is missing")
 
+    def on_record(self, port: str, record: Any) -> None:
+        pass
+
 
 class Table(Element):
     """Answers {"n": i} with {"double": 2i}; stores nothing."""
@@ -213,6 +216,9 @@ class BrokenInit(Element):
 
     def __init__(self) -> None:
         raise RuntimeError("no licence file")
+
+    def on_record(self, port: str, record: Any) -> None:
+        pass
 
 
 class CrashingSource(Source):

@@ -1,4 +1,5 @@
-"""Generate: deterministic synthetic records, counts, pacing and bad parameters."""
+"""Generate: deterministic synthetic records, counts, pacing and bad parameters; file
+sources that lost data silently (repeated CSV columns, JSON integers beyond 64 bits)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import orjson
 import psutil
 import pytest
 
+from datablox.elements._support import _CHUNK
 from datablox.elements.sources import Pacer
 from datablox.errors import ParameterError
 from datablox.testing import ElementHarness, chain
@@ -168,3 +172,115 @@ def test_a_slowly_paced_generate_does_not_hold_up_checkpoints(cluster: Cluster) 
     checkpoints = result.summary()["checkpoints"]
     assert checkpoints["completed"] >= 4, checkpoints
     assert checkpoints["median_seconds"] < 1.0, checkpoints
+
+
+# ---- file sources that lost data silently ---------------------------------------
+def _lines(path: Path) -> list[Any]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def test_a_csv_header_that_repeats_a_column_is_a_start_error(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """``a,b,a`` gave ``{"a": "3", "b": "2"}``: the first a's value was lost, unsaid."""
+    data = tmp_path / "dup.csv"
+    data.write_bytes(b"\xef\xbb\xbfa, b,a,c,b\n1,2,3,4,5\n")
+    out = tmp_path / "out.jsonl"
+    src = ("src", "CsvSource", {"path": str(data)})
+    result = cluster.run(chain("dup", [src, ("out", "JsonLinesSink", {"path": str(out)})]))
+    assert result.exit_code == 1
+    [problem] = result.problems
+    assert problem.startswith(
+        f"element 'src' could not start: ParameterError: CsvSource: the header of {data} "
+        "names a column more than once: 'a' (columns 1 and 3), 'b' (columns 2 and 5)\n"
+        "  hint: rename the columns in the file, or name them all with columns=[...] (at "
+    )
+    assert "Traceback" not in problem
+    assert not out.exists()
+
+
+def test_csv_columns_that_repeat_a_name_or_replace_a_repeating_header(tmp_path: Path) -> None:
+    data = tmp_path / "dup.csv"
+    data.write_text("a,b,a\n1,2,3\n")
+    with pytest.raises(ParameterError) as caught:
+        ElementHarness("CsvSource", {"path": str(data), "header": False, "columns": ["x", "x"]})
+    assert str(caught.value) == (
+        "CsvSource: the columns parameter names a column more than once: 'x' (columns 1 and 2)\n"
+        "  hint: give each column its own name"
+    )
+    h = ElementHarness("CsvSource", {"path": str(data), "columns": ["p", "q", "r"]})
+    assert h.run_source() == [{"p": "1", "q": "2", "r": "3"}]
+
+
+def test_a_later_csv_file_whose_header_repeats_a_column_emits_none_of_its_rows(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "1.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "2.csv").write_text("a,a\n3,4\n")
+    rows = ElementHarness("CsvSource", {"path": str(tmp_path / "*.csv")}).element.generate()
+    assert next(rows) == {"a": "1", "b": "2"}
+    with pytest.raises(ParameterError, match=r"2\.csv names a column more than once: 'a'"):
+        next(rows)
+
+
+#: (line, where it holds an integer orjson would read as a float, or None): orjson reads
+#: integers from -2**63 to 2**64-1 exactly, any other as a float
+WIDE = [
+    ('{"a": 123456789012345678901234567890}', "column 7: 123456789012345678901234567890"),
+    ('{"a": 18446744073709551615}', None),
+    ('{"a": 18446744073709551616}', "column 7: 18446744073709551616"),
+    ('{"a": -9223372036854775808}', None),
+    ('{"a": -9223372036854775809}', "column 7: -9223372036854775809"),
+    ('{"t": 1700000000000000000, "u": -1700000000000000000}', None),
+    ('{"s": "123456789012345678901234567890", "k\\"1": "-99999999999999999999"}', None),
+    ('{"f": 1.00000000000000000000, "g": 123456789012345678901.5}', None),
+    ('{"f": 1e-12345678901234567890, "g": 100000000000000000000e0}', None),
+    ('{"é": [1, {"b": -99999999999999999999}]}', "column 17: -99999999999999999999"),
+]
+HINT = "JSON lines carry integers from -2**63 to 2**64-1: write a bigger one as a string"
+
+
+def test_json_lines_integers_beyond_64_bits_go_to_dead_letters(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """``{"a": 123456789012345678901234567890}`` came out as ``{"a": 1.2345678901234568e+29}``."""
+    data = tmp_path / "wide.jsonl"
+    body = [f'{{"n": {i}}}' for i in range(5000)]
+    lines = [*body[:2500], *(line for line, _ in WIDE), *body[2500:]]
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out, run_dir = tmp_path / "out.jsonl", tmp_path / "run"
+    src = ("src", "JsonLinesSource", {"path": str(data)})
+    tc = chain("wide", [src, ("out", "JsonLinesSink", {"path": str(out)})])
+    result = cluster.run(tc, run_dir=run_dir)
+    assert result.exit_code == 0, result.problems
+    good = [line for line, why in WIDE if why is None]
+    assert _lines(out) == [orjson.loads(line) for line in [*body[:2500], *good, *body[2500:]]]
+    dead = _lines(run_dir / "deadletter" / "src.jsonl")
+    assert [(d["file"], d["line"], d["record"], d["error"]) for d in dead] == [
+        (str(data), 2501 + i, line, f"integer beyond 64 bits at {why}; {HINT}")
+        for i, (line, why) in enumerate(WIDE)
+        if why is not None
+    ]
+
+
+def test_json_lines_integers_beyond_64_bits_are_found_across_reads(tmp_path: Path) -> None:
+    """A file is read in blocks: a wide integer across two blocks, in a line longer than a
+    block, or on a last line without its newline is found all the same."""
+    wide = "-99999999999999999999"
+    lead = '{"n": 0, "pad": "'
+    # the wide integer's digits run across the end of the first block
+    first = lead + "x" * (_CHUNK - len(lead) - len('", "w": ') - 10) + '", "w": ' + wide + "}"
+    long = '{"pad": "' + "y" * (3 * _CHUNK) + '", "w": ' + wide + "}"
+    lines = [first, '{"n": 1}', long, '{"n": 2, "t": 1700000000000000000}', '{"w": ' + wide + "}"]
+    path = tmp_path / "blocks.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode())
+    h = ElementHarness("JsonLinesSource", {"path": str(path)})
+    assert h.run_source() == [{"n": 1}, {"n": 2, "t": 1700000000000000000}]
+    assert [(d["line"], d["record"], d["error"]) for d in h.dead_letters] == [
+        (
+            n,
+            lines[n - 1],
+            f"integer beyond 64 bits at column {lines[n - 1].index(wide) + 1}: {wide}; {HINT}",
+        )
+        for n in (1, 3, 5)
+    ]

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 from conftest import TESTS, Cluster, assert_no_element_processes, console_script, wait_until
 
@@ -188,3 +189,74 @@ def test_user_code_that_breaks_the_process_gets_a_message_not_a_traceback(
     assert says in done.stderr
     assert "Traceback" not in done.stderr and 'File "' not in done.stderr, done.stderr
     assert_no_element_processes(tmp_path / "rd")
+
+
+def test_check_refuses_two_elements_writing_one_file(tmp_path: Path) -> None:
+    topo(
+        tmp_path / "d.topo",
+        "    element a = Generate(count=10)\n"
+        "    element b = Generate(count=10)\n"
+        '    element wa = JsonLinesSink(path="out/same.jsonl")\n'
+        '    element wb = JsonLinesSink(path="out/../out/same.jsonl")\n'
+        "    a -> wa\n"
+        "    b -> wb",
+    )
+    done = subprocess.run(
+        [console_script("datablox-master"), "check", "d.topo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "element 'wb' writes '" in done.stderr
+    assert "out/../out/same.jsonl', which element 'wa' writes too" in done.stderr
+    assert "d.topo:5:" in done.stderr, "points at the second writer's path"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_second_run_cannot_write_a_file_another_run_is_writing(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    topo(
+        tmp_path / "slow.topo",
+        "    element src = Generate(count=10000, rate=100)\n"
+        f'    element w = JsonLinesSink(path="{out}")\n'
+        "    src -> w",
+    )
+    topo(
+        tmp_path / "fast.topo",
+        "    element src = Generate(count=1000, seed=9)\n"
+        f'    element w = JsonLinesSink(path="{out}")\n'
+        "    src -> w",
+    )
+    first = subprocess.Popen(
+        [
+            console_script("datablox-master"),
+            "run",
+            "slow.topo",
+            "--display",
+            "plain",
+            "--run-dir",
+            str(tmp_path / "rd1"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: out.exists() and out.stat().st_size > 0, timeout=60, what="output")
+        second = run_cli(tmp_path, "fast.topo", "--run-dir", str(tmp_path / "rd2"))
+        assert second.returncode == 1, second.stderr
+        assert f"{out} is being written by another element or run" in second.stderr
+        assert "Traceback" not in second.stderr
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 130
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    ids = [r["id"] for r in lines]
+    assert ids == list(range(len(ids))), "only the first run's records, each whole, in order"
