@@ -123,7 +123,8 @@ def test_a_bad_filter_expression_in_set_fails_before_anything_runs(hello: Path) 
 def test_describe_finds_a_module_in_the_current_folder(hello: Path) -> None:
     (hello / "shout.py").write_text(
         "from datablox import Element\nfrom datablox.ports import push_in\n\n"
-        "class Shout(Element):\n    '''Shouts.'''\n    ports = (push_in('in'),)\n"
+        "class Shout(Element):\n    '''Shouts.'''\n    ports = (push_in('in'),)\n\n"
+        "    def on_record(self, port, record):\n        pass\n"
     )
     proc = cli("describe", "shout:Shout", cwd=hello)
     assert proc.returncode == 0, proc.stderr

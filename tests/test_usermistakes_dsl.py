@@ -33,6 +33,9 @@ class Src(Source):
 class Sink(Element):
     ports = (push_in("in"),)
 
+    def on_record(self, port, record):
+        pass
+
 
 class BadDecl(Element):
     ports = (push_in("in"),)
