@@ -81,6 +81,10 @@ class Param:
     default: Any = REQUIRED
     doc: str = ""
     choices: Sequence[Any] | None = field(default=None)
+    #: the smallest number allowed (numbers only; None: no bound)
+    least: float | None = None
+    #: numbers must be more than this (None: no bound)
+    above: float | None = None
 
     @property
     def required(self) -> bool:
@@ -177,6 +181,17 @@ def suggest(name: str, candidates: Sequence[str]) -> str | None:
     return close[0] if close else None
 
 
+def _out_of_bounds(spec: Param, value: Any) -> str | None:
+    """The bound a number breaks ("at least 0", "more than 0"), or None."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if spec.least is not None and not value >= spec.least:
+        return f"at least {spec.least:g}"
+    if spec.above is not None and not value > spec.above:
+        return f"more than {spec.above:g}"
+    return None
+
+
 def validate_params(
     class_name: str, declared: Sequence[Param], given: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[ParameterError]]:
@@ -212,6 +227,16 @@ def validate_params(
                 ParameterError(
                     f"parameter '{key}' of {class_name} must be one of {options}, got {value!r}",
                     key,
+                )
+            )
+            continue
+        bound = _out_of_bounds(spec, value)
+        if bound is not None:
+            errors.append(
+                ParameterError(
+                    f"parameter '{key}' of {class_name} must be {bound}, got {value!r}",
+                    key,
+                    spec.doc or None,
                 )
             )
             continue

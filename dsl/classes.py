@@ -63,6 +63,8 @@ def _stand_in(info: dict[str, Any]) -> type[Element]:
             REQUIRED if p.get("required") else p.get("default"),
             p["doc"],
             tuple(p["choices"]) if p["choices"] is not None else None,
+            p.get("least"),
+            p.get("above"),
         )
         for p in info["params"]
     )

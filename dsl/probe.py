@@ -38,6 +38,7 @@ def _param(p: Param) -> dict[str, Any]:
     else:
         # A default JSON cannot carry only matters when the element runs, not to the checker.
         out["default"] = p.default if _jsonable(p.default) else repr(p.default)
+    out["least"], out["above"] = p.least, p.above
     out["choices"] = (
         list(p.choices) if p.choices is not None and _jsonable(list(p.choices)) else None
     )

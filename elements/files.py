@@ -50,14 +50,12 @@ class JsonLinesSource(Source):
     ports = (push_out("out"),)
     params = (
         Param("path", "path", doc="a JSON-lines file or a glob of them"),
-        Param("rate", "number|null", None, doc="records per second at most"),
+        Param("rate", "number|null", None, doc="records per second at most", above=0),
     )
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.files = resolve_files("JsonLinesSource", params["path"])
         rate = params["rate"]
-        if rate is not None and rate <= 0:
-            raise ParameterError("JsonLinesSource: rate must be more than 0", "rate")
         self.rate: float | None = None if rate is None else float(rate)
         #: records emitted so far: a restore goes on after them (reading, not pacing, the
         #: ones before)

@@ -8,7 +8,6 @@ from typing import Any
 from datablox.element import MISSING, Element, Record
 from datablox.element import field_value as _field
 from datablox.elements._support import Rejects
-from datablox.errors import ParameterError
 from datablox.partition import owner_of, partition_of
 from datablox.ports import Param, push_in, push_out
 
@@ -81,14 +80,12 @@ class Manager(Element):
     ports = (push_in("in"), push_out("out"))
     params = (
         Param("key", "str", doc="time field, numeric seconds"),
-        Param("window", "number", doc="window length in seconds"),
+        Param("window", "number", doc="window length in seconds", above=0),
     )
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.key: str = params["key"]
         self.window: float = params["window"]
-        if not self.window > 0:
-            raise ParameterError(f"Manager: window must be > 0 s, got {self.window}", "window")
         self.reject = Rejects(self)
 
     def on_batch(self, port: str, records: list[Record]) -> None:

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from datablox.element import Record, Source
-from datablox.errors import ParameterError
 from datablox.ports import Param, push_out
 
 __all__ = ["Generate", "Pacer"]
@@ -78,9 +77,9 @@ class Generate(Source):
     plain_records = True  # builds records from plain values, or passes them on
     ports = (push_out("out", fields={"id": "int", "key": "str", "value": "float", "ts": "int"}),)
     params = (
-        Param("count", "int|null", default=1000, doc="records to emit; null = endless"),
-        Param("rate", "number|null", default=None, doc="records per second; null = unpaced"),
-        Param("keys", "int", default=10, doc="number of distinct keys k0, k1, ..."),
+        Param("count", "int|null", 1000, "records to emit; null = endless", least=0),
+        Param("rate", "number|null", None, "records per second; null = unpaced", above=0),
+        Param("keys", "int", 10, "number of distinct keys k0, k1, ...", least=1),
         Param("seed", "int", default=0, doc="random seed; same seed, same values"),
         Param("stamp", "bool", default=False, doc="add t_emit = time.monotonic()"),
     )
@@ -91,16 +90,6 @@ class Generate(Source):
         self.keys: int = params["keys"]
         self.seed: int = params["seed"]
         self.stamp: bool = params["stamp"]
-        if self.count is not None and self.count < 0:
-            raise ParameterError(f"Generate: count must be >= 0, got {self.count}", "count")
-        if self.rate is not None and self.rate <= 0:
-            raise ParameterError(
-                f"Generate: rate must be > 0 records/s, got {self.rate}",
-                "rate",
-                "leave rate out (null) to emit as fast as possible",
-            )
-        if self.keys < 1:
-            raise ParameterError(f"Generate: keys must be >= 1, got {self.keys}", "keys")
         self.total = self.count
         self.i = 0
         self.rng = random.Random(self.seed)

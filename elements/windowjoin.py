@@ -12,7 +12,6 @@ from typing import Any
 from datablox.element import MISSING, Element, Record, key_value
 from datablox.elements._support import Rejects
 from datablox.elements.join import FIELDS, ROUTED, join_fields
-from datablox.errors import ParameterError
 from datablox.partition import partition_of
 from datablox.ports import Param, push_in, push_out
 
@@ -72,7 +71,7 @@ class WindowJoinMember(Element):
         FIELDS,
         Param("time", "str", doc="event-time field of the left stream"),
         Param("right_time", "str|null", None, doc="event-time field of the right stream"),
-        Param("window", "number", doc="largest time difference of a pair"),
+        Param("window", "number", doc="largest time difference of a pair", above=0),
         Param("lateness", "number|null", None, doc="how late a record may be (default window)"),
         Param("into", "str", "match"),
     )
@@ -82,8 +81,6 @@ class WindowJoinMember(Element):
         self.on = join_fields(params["key"], "key")
         self.times = (params["time"], params["right_time"] or params["time"])
         self.window = float(params["window"])
-        if self.window <= 0:
-            raise ParameterError("window must be more than 0", "window")
         lateness = params["lateness"]
         self.lateness = self.window if lateness is None else float(lateness)
         self.into = params["into"]

@@ -130,3 +130,56 @@ def test_an_unconnected_query_out_port_is_a_warning_at_check(tmp_path: Path) -> 
     assert "query out-port 'x.ask' is not connected: every question asked on it fails" in (
         done.stderr + done.stdout
     )
+
+
+@pytest.mark.parametrize(
+    ("element", "says"),
+    [
+        ("Generate(count=-1)", "parameter 'count' of Generate must be at least 0, got -1"),
+        ("Generate(rate=0)", "parameter 'rate' of Generate must be more than 0, got 0"),
+        ("Generate(rate=-5)", "parameter 'rate' of Generate must be more than 0, got -5"),
+        ("Generate(keys=0)", "parameter 'keys' of Generate must be at least 1, got 0"),
+    ],
+)
+def test_parameters_out_of_range_are_positioned_errors_at_check(
+    tmp_path: Path, element: str, says: str
+) -> None:
+    (tmp_path / "t.topo").write_text(
+        f"topology t {{\n    element src = {element}\n    element n = Null()\n    src -> n\n}}\n"
+    )
+    done = subprocess.run(
+        [console_script("datablox-master"), "check", "t.topo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert says in done.stderr
+    value = element.partition("=")[2].rstrip(")")
+    assert f"t.topo:2:{19 + element.index('=') + 1}" in done.stderr, done.stderr
+    assert value and not TRACEBACK.search(done.stderr)
+
+
+def test_a_user_class_declares_bounds_that_check_applies(tmp_path: Path) -> None:
+    (tmp_path / "bounded.py").write_text(
+        "from datablox import Element, Param, push_in\n\n\n"
+        "class Bounded(Element):\n"
+        '    ports = (push_in("in"),)\n'
+        '    params = (Param("share", "number", 0.5, least=0, above=None),)\n\n'
+        "    def on_record(self, port, record):\n"
+        "        pass\n"
+    )
+    (tmp_path / "t.topo").write_text(
+        "topology t {\n    element src = Generate(count=1)\n"
+        "    element b = bounded:Bounded(share=-0.5)\n    src -> b\n}\n"
+    )
+    done = subprocess.run(
+        [console_script("datablox-master"), "check", "t.topo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "parameter 'share' of bounded:Bounded must be at least 0, got -0.5" in done.stderr

@@ -74,5 +74,5 @@ def test_manager_bad_time_goes_to_dead_letters(record: dict, error: str) -> None
 
 
 def test_manager_window_must_be_positive() -> None:
-    with pytest.raises(ParameterError, match="window must be > 0 s, got 0"):
+    with pytest.raises(ParameterError, match="'window' of Manager must be more than 0, got 0"):
         ElementHarness("Manager", {"key": "ts", "window": 0})

@@ -74,9 +74,9 @@ def test_rate_paces_with_wait() -> None:
 @pytest.mark.parametrize(
     ("params", "text"),
     [
-        ({"count": -1}, "count must be >= 0, got -1"),
-        ({"rate": 0}, "rate must be > 0 records/s, got 0"),
-        ({"keys": 0}, "keys must be >= 1, got 0"),
+        ({"count": -1}, "'count' of Generate must be at least 0, got -1"),
+        ({"rate": 0}, "'rate' of Generate must be more than 0, got 0"),
+        ({"keys": 0}, "'keys' of Generate must be at least 1, got 0"),
     ],
 )
 def test_bad_parameters(params: dict[str, int], text: str) -> None:
