@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from datablox.dsl import ast
@@ -133,6 +134,26 @@ def load(text: str, shown: str, real: str) -> Program:
 #: Groups every topology can use without an import (a group of the same name in the
 #: user's files takes precedence).
 BUILTIN_GROUPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib", "join.topo")
+
+
+def builtin_groups() -> dict[str, str]:
+    """Each built-in group's name and its text: the comment just above it and its definition."""
+    text, _ = read_text(BUILTIN_GROUPS, "<datablox>/join.topo")
+    lines = text.splitlines()
+    found: dict[str, str] = {}
+    comment: list[str] = []
+    i = 0
+    while i < len(lines):
+        start = re.match(r"group (\w+)\(", lines[i])
+        if start is None:
+            comment = [*comment, lines[i]] if lines[i].startswith("#") else []
+            i += 1
+            continue
+        end = next(j for j in range(i, len(lines)) if lines[j].rstrip() == "}")
+        found[start.group(1)] = "\n".join([*comment, *lines[i : end + 1]])
+        comment = []
+        i = end + 1
+    return found
 
 
 def _add_builtin_groups(program: Program) -> None:

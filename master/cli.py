@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from enum import StrEnum
@@ -361,7 +362,8 @@ def run(
 
 @app.command()
 def classes() -> None:
-    """List the registered element classes with their ports."""
+    """List the registered element classes and the built-in groups with their ports."""
+    from datablox.dsl.loader import builtin_groups
     from datablox.registry import registered, resolve
 
     for name, target in sorted(registered().items()):
@@ -373,16 +375,26 @@ def classes() -> None:
         ports = ", ".join(f"{p.name}:{p.direction}/{p.kind}" for p in cls.ports)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         print(f"{name:16} {doc}\n{'':16} ports: {ports}")
+    print("\nbuilt-in groups (`datablox-master describe NAME` shows one):")
+    for name, text in sorted(builtin_groups().items()):
+        exposed = re.findall(r"^\s*expose (\w+)", text, re.MULTILINE)
+        print(f"{name:16} ports: {', '.join(exposed)}")
 
 
 @app.command()
 def describe(
     name: Annotated[str, typer.Argument(help="A registered class name or package.module:Class.")],
 ) -> None:
-    """Show an element class's documentation, ports and parameters."""
+    """Show an element class's (or a built-in group's) documentation, ports and parameters."""
+    from datablox.dsl.loader import builtin_groups
     from datablox.ports import REQUIRED
     from datablox.registry import add_search_path, resolve
 
+    group = builtin_groups().get(name)
+    if group is not None:
+        print(f"{name}  (built-in group, <datablox>/join.topo)\n")
+        print(group)
+        return
     # A class in a module next to where the user stands, as a .topo file's folder is for run.
     add_search_path(os.getcwd())
     try:

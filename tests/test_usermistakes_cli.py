@@ -137,3 +137,20 @@ def test_a_bom_topo_checks(hello: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     compiled = cli("compile", "bom.topo", cwd=hello)
     assert json.loads(compiled.stdout)["name"] == "hello"
+
+
+def test_describe_and_classes_know_the_built_in_groups(tmp_path: Path) -> None:
+    proc = cli("describe", "Join", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Join  (built-in group, <datablox>/join.topo)\n\n# The dataset")
+    assert "group Join(key, dataset_key, path," in proc.stdout
+    assert "expose out = postjoin.out\n}" in proc.stdout
+    listed = cli("classes", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    for line in (
+        "Join             ports: in, out",
+        "JoinFrom         ports: in, dataset, out",
+        "JoinQuery        ports: in, fetch, out",
+        "WindowJoin       ports: left, right, out, late",
+    ):
+        assert line in listed.stdout
