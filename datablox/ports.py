@@ -182,7 +182,9 @@ def suggest(name: str, candidates: Sequence[str]) -> str | None:
 
 
 def _out_of_bounds(spec: Param, value: Any) -> str | None:
-    """The bound a number breaks ("at least 0", "more than 0"), or None."""
+    """The bound a value breaks ("at least 0", "more than 0", a path's), or None."""
+    if value == "" and spec.is_path:
+        return "a file or folder name, not empty"
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     if spec.least is not None and not value >= spec.least:

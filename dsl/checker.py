@@ -314,8 +314,19 @@ class _Checker:
         owner: dict[str, int] = {}
         for g, members in enumerate(self.topo.fuse):
             nodes: dict[str, str] = {}
+            if len(set(members)) < 2:
+                self.diags.append(
+                    warning(
+                        f"fuse names one element ('{members[0]}'): it fuses nothing",
+                        self.at(("fuse", g, 0)),
+                        "fuse lists two elements or more, to run in one process",
+                    )
+                )
             for j, name in enumerate(members):
                 loc = self.at(("fuse", g, j), ("fuse", g, 0))
+                if name in members[:j]:
+                    self.err(f"'{name}' is named twice in one fuse", loc, "name it once")
+                    continue
                 i = self.by_name.get(name)
                 if i is None:
                     near = suggest(name, list(self.by_name))
@@ -423,6 +434,14 @@ class _Checker:
         return found
 
     def run(self) -> None:
+        if not self.topo.elements:
+            self.diags.append(
+                warning(
+                    f"topology '{self.topo.name}' has no elements: a run does nothing",
+                    self.at(("topology",)),
+                    "declare elements: element NAME = Class(...)",
+                )
+            )
         self.loaded = load_classes(self.topo, self.resolve)
         self.elements()
         edges = self.connections()

@@ -411,6 +411,7 @@ class _Expander:
                     )
 
     def run(self) -> None:
+        self.spans[("topology",)] = self.topo.name.span
         self.check_group_defs()
         scope = self.scope(self.topo.body, "", ())
         self.body(self.topo.body, scope, None, "", None)

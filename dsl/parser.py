@@ -10,6 +10,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 
+from datablox.declarations import RESERVED
 from datablox.dsl import ast
 from datablox.dsl.diagnostics import Diagnostic, Span, error
 from datablox.dsl.limits import (
@@ -299,10 +300,15 @@ def syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
             "quote inside it",
         )
     if isinstance(exc, UnexpectedCharacters):
+        char = exc.char
+        shown = f"'{char}'" if char.isprintable() and not char.isspace() else f"U+{ord(char):04X}"
         return error(
-            f"unexpected character '{exc.char}'",
+            f"unexpected character {shown}",
             Span(file, line, col, col + 1),
-            "names are letters, digits and '_'; strings are quoted; comments start with '#'",
+            f"names are ASCII letters, digits and '_', and {shown} is not ASCII"
+            if char.isalpha()
+            else "names are ASCII letters, digits and '_'; strings are quoted; '#' starts a "
+            "comment",
         )
     if isinstance(exc, UnexpectedEOF) or (
         isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
@@ -318,11 +324,10 @@ def syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
     expected = _expected_words(set(exc.expected))
-    return error(
-        f"unexpected {_found(tok)}; expected {expected}",
-        _tok_span(file, tok),
-        _token_hint(expected),
-    )
+    hint = _token_hint(expected)
+    if "a name" in expected and str(tok) in RESERVED and tok.type != "NAME":
+        hint = f"'{tok}' is a reserved word of the language and cannot be a name"
+    return error(f"unexpected {_found(tok)}; expected {expected}", _tok_span(file, tok), hint)
 
 
 def _token_hint(expected: str) -> str:

@@ -183,3 +183,53 @@ def test_a_user_class_declares_bounds_that_check_applies(tmp_path: Path) -> None
     )
     assert done.returncode != 0
     assert "parameter 'share' of bounded:Bounded must be at least 0, got -0.5" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "says"),
+    [
+        ("topology t { }", 0, "warning: topology 't' has no elements: a run does nothing"),
+        (
+            "topology t {\n element s = Generate(count=3)\n element n = Null()\n s -> n\n"
+            " fuse s\n}",
+            0,
+            "warning: fuse names one element ('s'): it fuses nothing",
+        ),
+        (
+            "topology t {\n element s = Generate(count=3)\n element n = Null()\n s -> n\n"
+            " fuse s, s, n\n}",
+            2,
+            "error: 's' is named twice in one fuse\n --> t.topo:5:10",
+        ),
+        (
+            "topology t {\n element element = Generate(count=3)\n}",
+            2,
+            "hint: 'element' is a reserved word of the language and cannot be a name",
+        ),
+        (
+            "topology t {\n element naïve = Generate(count=3)\n}",
+            2,
+            "hint: names are ASCII letters, digits and '_', and 'ï' is not ASCII",
+        ),
+        ("topology t {\n element a\x00 = Generate(count=3)\n}", 2, "unexpected character U+0000"),
+        (
+            'topology t {\n element s = Generate(count=3)\n element w = JsonLinesSink(path="")\n'
+            " s -> w\n}",
+            2,
+            "parameter 'path' of JsonLinesSink must be a file or folder name, not empty, got ''",
+        ),
+    ],
+)
+def test_small_topology_mistakes_are_said_plainly(
+    tmp_path: Path, text: str, code: int, says: str
+) -> None:
+    (tmp_path / "t.topo").write_text(text + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [console_script("datablox-master"), "check", "t.topo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == code, done.stderr
+    assert says in done.stderr

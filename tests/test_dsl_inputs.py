@@ -83,7 +83,7 @@ def test_unexpected_character() -> None:
           |
         2 |   a @ b
           |     ^
-          = hint: names are letters, digits and '_'; strings are quoted; comments start with '#'
+          = hint: names are ASCII letters, digits and '_'; strings are quoted; '#' starts a comment
         """
     )
 
