@@ -14,7 +14,7 @@ import orjson
 from datablox.element import Element
 from datablox.errors import ParameterError
 from datablox.ports import type_name_of
-from datablox.runtime.handling import loud
+from datablox.runtime.handling import blame, loud
 
 
 class Rejects:
@@ -25,6 +25,8 @@ class Rejects:
         self.count = 0
 
     def __call__(self, record: Any, error: str, **context: Any) -> None:
+        if "port" in context:  # a record received, not a line read
+            error = blame(record, context["port"], error)
         self.count += 1
         suffix = loud(self.count)
         if suffix is not None:

@@ -228,3 +228,14 @@ class RaisesKeyboardInterrupt(Element):
         if record["id"] == 5:
             raise KeyboardInterrupt
         self.emit(record)
+
+
+class EmitsNotMaps(Element):
+    """Emits, for each record, a list, a number and the record itself."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit([1, 2])
+        self.emit(5)
+        self.emit(record)

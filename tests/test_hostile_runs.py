@@ -260,3 +260,32 @@ def test_a_second_run_cannot_write_a_file_another_run_is_writing(tmp_path: Path)
     lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     ids = [r["id"] for r in lines]
     assert ids == list(range(len(ids))), "only the first run's records, each whole, in order"
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+def test_a_record_that_is_not_a_map_is_blamed_on_its_sender(
+    cluster: Cluster, tmp_path: Path, fusion: str
+) -> None:
+    tc = chain(
+        "notmaps",
+        [
+            ("src", "Generate", {"count": 10}),
+            ("odd", "mistake_elements:EmitsNotMaps", {}),
+            ("keep", "Filter", {"where": "id >= 0"}),
+            ("n", "Null", {}),
+        ],
+    )
+    run_dir = tmp_path / "rd"
+    result = cluster.run(tc, fusion=fusion, run_dir=run_dir)
+    assert result.exit_code == 0, result.problems
+    elements = result.summary()["elements"]
+    assert elements["n"]["in"] == 10 and elements["keep"]["dead"] == 20
+    dead = [orjson.loads(line) for line in (run_dir / "deadletter" / "keep.jsonl").open("rb")]
+    assert sorted(str(d["record"]) for d in dead) == sorted(["[1, 2]", "5"] * 10)
+    assert all(
+        d["error"].startswith(
+            f"the record is a {type(d['record']).__name__}, not a map: the element that "
+            "sends to 'in' emitted it"
+        )
+        for d in dead
+    ), dead[:2]

@@ -87,6 +87,17 @@ def dead_letter_line(entry: dict[str, Any]) -> bytes:
     return line + b"\n"
 
 
+def blame(record: Any, port: str, text: str) -> str:
+    """The dead-letter reason for a received ``record`` that failed with ``text``: when
+    it is not a map, the fault is the sender's, and the reason says so."""
+    if isinstance(record, dict):
+        return text
+    return (
+        f"the record is a {type(record).__name__}, not a map: the element that sends to "
+        f"'{port}' emitted it ({text})"
+    )
+
+
 class DeadLetterFile:
     """Appends dead letters as JSON lines, one file per element, under ``folder``."""
 
@@ -182,7 +193,7 @@ class Handler:
         self.received = 0
 
     def _failed(self, port: str, record: Any, exc: BaseException) -> None:
-        self.reject(port, record, error_text(exc))
+        self.reject(port, record, blame(record, port, error_text(exc)))
 
     def reject(self, port: str, record: Any, text: str) -> None:
         """Log (rate-limited) and dead-letter one record that failed on ``port``."""
