@@ -327,7 +327,32 @@ def syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
     hint = _token_hint(expected)
     if "a name" in expected and str(tok) in RESERVED and tok.type != "NAME":
         hint = f"'{tok}' is a reserved word of the language and cannot be a name"
+    # mid-statement (no statement could start here): the line above is unfinished
+    mid = "'}'" not in expected and "'element'" not in expected
+    before = _end_of_previous_line(text, tok) if mid else None
+    if before is not None:
+        # what is missing belongs at the end of the statement above, not at this token
+        line, col = before
+        return error(
+            f"expected {expected} here (found {_found(tok)} on line {tok.line})",
+            Span(file, line, col, col + 1),
+            hint,
+        )
     return error(f"unexpected {_found(tok)}; expected {expected}", _tok_span(file, tok), hint)
+
+
+def _end_of_previous_line(text: str, tok: Token) -> tuple[int, int] | None:
+    """(line, column) just after the last code before ``tok``, when ``tok`` starts its
+    line and that code is on an earlier line; else None."""
+    lines = text.splitlines()
+    line = tok.line
+    if line is None or tok.column is None or lines[line - 1][: tok.column - 1].strip():
+        return None
+    for number in range(line - 1, 0, -1):
+        code = lines[number - 1].split("#", 1)[0].rstrip()
+        if code:
+            return number, len(code) + 1
+    return None
 
 
 def _token_hint(expected: str) -> str:

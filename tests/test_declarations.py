@@ -213,6 +213,16 @@ def test_a_user_class_declares_bounds_that_check_applies(tmp_path: Path) -> None
         ),
         ("topology t {\n element a\x00 = Generate(count=3)\n}", 2, "unexpected character U+0000"),
         (
+            "topology t {\n element s = Generate(count=3)\n element n = Null\n s -> n\n}",
+            2,
+            "error: expected '(', '.' or ':' here (found 's' on line 4)\n --> t.topo:3:18",
+        ),
+        (
+            "topology t {\n element a = Generate()\n 1234\n}",
+            2,
+            "error: unexpected '1234'; expected ';', 'element'",
+        ),
+        (
             'topology t {\n element s = Generate(count=3)\n element w = JsonLinesSink(path="")\n'
             " s -> w\n}",
             2,
