@@ -35,6 +35,18 @@ class Rejects:
         self.element.dead_letter(record, error, **context)
 
 
+def repeated_names(names: list[str]) -> str:
+    """The names that occur more than once, with their 1-based positions; "" when none."""
+    where: dict[str, list[int]] = {}
+    for i, name in enumerate(names, 1):
+        where.setdefault(name, []).append(i)
+    return ", ".join(
+        f"'{name}' (columns {', '.join(map(str, at[:-1]))} and {at[-1]})"
+        for name, at in where.items()
+        if len(at) > 1
+    )
+
+
 def resolve_files(cls_name: str, pattern: str) -> list[str]:
     """The files ``pattern`` names (a path or a glob), sorted; raise naming it when none."""
     if glob.has_magic(pattern):

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from datablox.element import Element, Record, Source
-from datablox.elements._support import Rejects, iter_json_lines
+from datablox.elements._support import Rejects, iter_json_lines, repeated_names
 from datablox.elements.join import FIELDS, dataset_record, join_fields, version_end
 from datablox.errors import ParameterError, QueryError, QueryTimeout
 from datablox.ports import Param, push_in, push_out, query_out
@@ -156,7 +156,14 @@ class Enrichment(Source):
         found: list[tuple[Any, dict[str, Any]]] = []
         if self.path.endswith(".csv"):
             with open(self.path, newline="", encoding="utf-8") as fh:
-                for lineno, row in enumerate(csv.DictReader(fh), 2):
+                reader = csv.DictReader(fh)
+                repeated = repeated_names(list(reader.fieldnames or []))
+                if repeated:
+                    # a row holds one value per name: a later column's would replace the first's
+                    raise ValueError(
+                        f"the header of {self.path} names a column more than once: {repeated}"
+                    )
+                for lineno, row in enumerate(reader, 2):
                     found.append((dict(row), {"file": self.path, "line": lineno}))
             return found, stamp
         for lineno, raw, obj, error in iter_json_lines(self.path):

@@ -14,6 +14,7 @@ from datablox.elements._support import (
     Rejects,
     check_output,
     iter_json_lines,
+    repeated_names,
     resolve_files,
 )
 from datablox.elements.sources import Pacer
@@ -172,18 +173,6 @@ def _to_bool(text: str) -> bool:
 _CONVERTERS["bool"] = _to_bool
 
 
-def _repeated(names: list[str]) -> str:
-    """The names that occur more than once, with their 1-based positions; "" when none."""
-    where: dict[str, list[int]] = {}
-    for i, name in enumerate(names, 1):
-        where.setdefault(name, []).append(i)
-    return ", ".join(
-        f"'{name}' (columns {', '.join(map(str, at[:-1]))} and {at[-1]})"
-        for name, at in where.items()
-        if len(at) > 1
-    )
-
-
 class CsvSource(Source):
     """Read records from CSV files, one record per row.
 
@@ -239,7 +228,7 @@ class CsvSource(Source):
                 "columns",
                 'name the columns, e.g. columns=["id", "name", "mag"]',
             )
-        if self.columns and (repeated := _repeated(self.columns)):
+        if self.columns and (repeated := repeated_names(self.columns)):
             raise ParameterError(
                 f"CsvSource: the columns parameter names a column more than once: {repeated}",
                 "columns",
@@ -265,7 +254,7 @@ class CsvSource(Source):
 
     def _names(self, path: str, header_row: list[str] | None) -> list[str]:
         names = self.columns or [n.strip() for n in header_row or []]
-        if not self.columns and (repeated := _repeated(names)):
+        if not self.columns and (repeated := repeated_names(names)):
             # a record holds one value per name: the later column's would replace the first's
             raise ParameterError(
                 f"CsvSource: the header of {path} names a column more than once: {repeated}",

@@ -289,3 +289,20 @@ def test_a_record_that_is_not_a_map_is_blamed_on_its_sender(
         )
         for d in dead
     ), dead[:2]
+
+
+def test_a_join_dataset_whose_csv_header_repeats_a_column_fails_naming_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "ds.csv").write_text("code,name,code\nk1,a,x\n")
+    topo(
+        tmp_path / "j.topo",
+        "    element src = Generate(count=20)\n"
+        '    element geo = Join(key="key", dataset_key="code", path="ds.csv")\n'
+        "    element out = Null()\n"
+        "    src -> geo -> out",
+    )
+    done = run_cli(tmp_path, "j.topo", "--run-dir", str(tmp_path / "rd"))
+    assert done.returncode == 1, done.stderr
+    assert "names a column more than once: 'code' (columns 1 and 3)" in done.stderr
+    assert "Traceback" not in done.stderr
