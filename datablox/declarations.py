@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +54,7 @@ def class_problems(cls: type[Element]) -> list[str]:
         if not isinstance(port.name, str) or not PORT_NAME.match(port.name):
             found.append(
                 f"declares port {port.name!r}, a name a .topo file cannot spell "
-                "(letters, digits and '_', not starting with a digit)"
+                "(ASCII letters, digits and '_', not starting with a digit)"
             )
         elif port.name in RESERVED:
             found.append(f"declares port '{port.name}', a reserved word of the .topo language")
@@ -70,9 +71,7 @@ def class_problems(cls: type[Element]) -> list[str]:
 
 
 def _duplicates(what: str, names: list[Any]) -> list[str]:
-    seen: set[Any] = set()
-    twice = [n for n in names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
-    return [f"declares the {what} {n!r} twice" for n in dict.fromkeys(twice)]
+    return [f"declares the {what} {n!r} twice" for n, k in Counter(names).items() if k > 1]
 
 
 def _hooks(cls: type[Element], ports: tuple[Port, ...] | list[Port]) -> list[str]:
