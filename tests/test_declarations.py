@@ -69,6 +69,17 @@ class Asker(Element):
 """
 
 
+def check(folder: Path) -> subprocess.CompletedProcess[str]:
+    """``datablox-master check t.topo`` in ``folder``."""
+    return subprocess.run(
+        [console_script("datablox-master"), "check", "t.topo"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize(
     ("cls", "says"),
     [
@@ -96,13 +107,7 @@ def test_a_class_whose_declarations_cannot_work_fails_check(
         "    src -> x\n"
         "}\n"
     )
-    done = subprocess.run(
-        [console_script("datablox-master"), "check", "t.topo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = check(tmp_path)
     assert done.returncode != 0, done.stderr
     assert f"element class 'decl:{cls}' {says}" in done.stderr, done.stderr
     assert "t.topo:3:" in done.stderr, "points at the class reference"
@@ -119,13 +124,7 @@ def test_an_unconnected_query_out_port_is_a_warning_at_check(tmp_path: Path) -> 
         "    src -> x\n"
         "}\n"
     )
-    done = subprocess.run(
-        [console_script("datablox-master"), "check", "t.topo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = check(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "query out-port 'x.ask' is not connected: every question asked on it fails" in (
         done.stderr + done.stdout
@@ -147,13 +146,7 @@ def test_parameters_out_of_range_are_positioned_errors_at_check(
     (tmp_path / "t.topo").write_text(
         f"topology t {{\n    element src = {element}\n    element n = Null()\n    src -> n\n}}\n"
     )
-    done = subprocess.run(
-        [console_script("datablox-master"), "check", "t.topo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = check(tmp_path)
     assert done.returncode != 0
     assert says in done.stderr
     value = element.partition("=")[2].rstrip(")")
@@ -174,13 +167,7 @@ def test_a_user_class_declares_bounds_that_check_applies(tmp_path: Path) -> None
         "topology t {\n    element src = Generate(count=1)\n"
         "    element b = bounded:Bounded(share=-0.5)\n    src -> b\n}\n"
     )
-    done = subprocess.run(
-        [console_script("datablox-master"), "check", "t.topo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = check(tmp_path)
     assert done.returncode != 0
     assert "parameter 'share' of bounded:Bounded must be at least 0, got -0.5" in done.stderr
 
@@ -234,12 +221,6 @@ def test_small_topology_mistakes_are_said_plainly(
     tmp_path: Path, text: str, code: int, says: str
 ) -> None:
     (tmp_path / "t.topo").write_text(text + "\n", encoding="utf-8")
-    done = subprocess.run(
-        [console_script("datablox-master"), "check", "t.topo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = check(tmp_path)
     assert done.returncode == code, done.stderr
     assert says in done.stderr

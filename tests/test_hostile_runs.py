@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -83,48 +85,52 @@ def test_a_process_its_caretaker_cannot_start_ends_the_run_at_once(tmp_path: Pat
     assert_no_element_processes(run_dir)
 
 
-def _stuck_run(tmp_path: Path, run_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], Path]:
-    marker = tmp_path / "stuck.pid"
-    topo(
-        tmp_path / "stuck.topo",
-        "    element src = Generate(count=100000)\n"
-        f'    element stuck = mistake_elements:StuckOnRecord(marker="{marker}")\n'
-        "    src -> stuck",
-    )
+@contextmanager
+def started(folder: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """``datablox-master run ARGS`` in ``folder``, running; killed at the end if it still is."""
     proc = subprocess.Popen(
-        [
-            console_script("datablox-master"),
-            "run",
-            "stuck.topo",
-            "--display",
-            "plain",
-            "--run-dir",
-            str(run_dir),
-            *extra,
-        ],
-        cwd=tmp_path,
+        [console_script("datablox-master"), "run", *args, "--display", "plain"],
+        cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(TESTS)},
     )
-    return proc, marker
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGINT) -> str:
+    """Send ``sig`` once; the run's stderr once it has ended."""
+    proc.send_signal(sig)
+    return proc.communicate(timeout=30)[1]
+
+
+def stuck_topo(folder: Path) -> Path:
+    """``stuck.topo``: its sink never returns from on_record; returns the marker it writes."""
+    marker = folder / "stuck.pid"
+    topo(
+        folder / "stuck.topo",
+        "    element src = Generate(count=100000)\n"
+        f'    element stuck = mistake_elements:StuckOnRecord(marker="{marker}")\n'
+        "    src -> stuck",
+    )
+    return marker
 
 
 def test_a_stop_that_cannot_drain_kills_everything_after_the_drain_timeout(
     tmp_path: Path,
 ) -> None:
     run_dir = tmp_path / "rd"
-    proc, marker = _stuck_run(tmp_path, run_dir, "--drain-timeout", "2")
-    try:
+    marker = stuck_topo(tmp_path)
+    with started(tmp_path, "stuck.topo", "--run-dir", str(run_dir), "--drain-timeout", "2") as run:
         wait_until(marker.exists, timeout=60, what="the element to be stuck in on_record")
-        proc.send_signal(signal.SIGTERM)  # once, as a service manager does
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
+        err = stop(run, signal.SIGTERM)  # once, as a service manager does
+    assert run.returncode == 130, err
     assert "the stop did not drain within 2 s" in err
     assert "unfinished: " in err and "stuck" in err
     assert "Traceback" not in err
@@ -133,19 +139,16 @@ def test_a_stop_that_cannot_drain_kills_everything_after_the_drain_timeout(
 
 def test_two_runs_cannot_share_a_run_folder(tmp_path: Path) -> None:
     run_dir = tmp_path / "rd"
-    first, marker = _stuck_run(tmp_path, run_dir, "--drain-timeout", "1")
-    try:
+    marker = stuck_topo(tmp_path)
+    with started(
+        tmp_path, "stuck.topo", "--run-dir", str(run_dir), "--drain-timeout", "1"
+    ) as first:
         wait_until(marker.exists, timeout=60, what="the first run to be running")
         second = run_cli(tmp_path, "stuck.topo", "--run-dir", str(run_dir), timeout=60)
         assert second.returncode != 0
         assert f"the run folder {run_dir} is in use by another run" in second.stderr
         assert "Traceback" not in second.stderr
-        first.send_signal(signal.SIGINT)
-        first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
+        stop(first)
     assert first.returncode == 130
     assert_no_element_processes(run_dir)
 
@@ -229,33 +232,13 @@ def test_a_second_run_cannot_write_a_file_another_run_is_writing(tmp_path: Path)
         f'    element w = JsonLinesSink(path="{out}")\n'
         "    src -> w",
     )
-    first = subprocess.Popen(
-        [
-            console_script("datablox-master"),
-            "run",
-            "slow.topo",
-            "--display",
-            "plain",
-            "--run-dir",
-            str(tmp_path / "rd1"),
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with started(tmp_path, "slow.topo", "--run-dir", str(tmp_path / "rd1")) as first:
         wait_until(lambda: out.exists() and out.stat().st_size > 0, timeout=60, what="output")
         second = run_cli(tmp_path, "fast.topo", "--run-dir", str(tmp_path / "rd2"))
         assert second.returncode == 1, second.stderr
         assert f"{out} is being written by another element or run" in second.stderr
         assert "Traceback" not in second.stderr
-        first.send_signal(signal.SIGINT)
-        first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
+        stop(first)
     assert first.returncode == 130
     lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     ids = [r["id"] for r in lines]
