@@ -8,6 +8,15 @@ import hashlib
 MAX_STEM = 100
 
 
+#: The run folder's sub-folder of dead letters, one file per element.
+DEAD_LETTERS = "deadletter"
+
+
+def dead_letter_file(element: str) -> str:
+    """``element``'s dead-letter file, relative to the run folder."""
+    return f"{DEAD_LETTERS}/{file_stem(element)}.jsonl"
+
+
 def file_stem(name: str) -> str:
     """``name`` as one file-name component: a group's '/' becomes '__'; a name longer
     than :data:`MAX_STEM` bytes keeps its start and ends with a digest of the whole,

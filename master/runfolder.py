@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from datablox.errors import RunError
-from datablox.filenames import file_stem
+from datablox.filenames import dead_letter_file
 
 #: Held (flock) by the run that uses the folder, for as long as it runs.
 LOCK_NAME = ".datablox-run.lock"
@@ -46,7 +46,7 @@ class RunFolder:
         folder._lock = fd
         for name in elements:
             try:
-                (path / "deadletter" / f"{file_stem(name)}.jsonl").unlink()
+                (path / dead_letter_file(name)).unlink()
             except FileNotFoundError:
                 pass
             except OSError as exc:

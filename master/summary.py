@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from datablox.filenames import file_stem
+from datablox.filenames import dead_letter_file
 from datablox.master.display import element_table
 from datablox.master.service import RunResult
 
@@ -31,14 +31,13 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
         )
     dead = {n: v.stats.get("dead", 0) for n, v in st.elements.items() if v.stats.get("dead")}
     if dead:
-        folder = result.run_dir / "deadletter"
         for name, n in dead.items():
-            file = f"{file_stem(name)}.jsonl"
+            file = dead_letter_file(name)
             where = (
-                f"deadletter/{file} in the run folder of node '{st.elements[name].node}' "
+                f"{file} in the run folder of node '{st.elements[name].node}' "
                 f"(ROOT/runs/{result.run_id} there)"
                 if result.remote
-                else str(folder / file)
+                else str(result.run_dir / file)
             )
             console.print(f"{name}: {n} record(s) in dead letters: {where}", highlight=False)
     checkpoints = result.checkpoints

@@ -15,7 +15,7 @@ import orjson
 
 from datablox.element import Element
 from datablox.errors import ElementError
-from datablox.filenames import file_stem
+from datablox.filenames import DEAD_LETTERS, dead_letter_file
 from datablox.runtime.clock import Account, Clock
 from datablox.runtime.context import ElementContext
 
@@ -99,10 +99,11 @@ def blame(record: Any, port: str, text: str) -> str:
 
 
 class DeadLetterFile:
-    """Appends dead letters as JSON lines, one file per element, under ``folder``."""
+    """Appends dead letters as JSON lines, one file per element, in a run folder."""
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.run_dir = Path(run_dir)
+        self.folder = self.run_dir / DEAD_LETTERS
         self._files: dict[str, Any] = {}
         self.paths: dict[str, str] = {}
         #: dead letters that could not be written (disk full, permissions)
@@ -132,7 +133,7 @@ class DeadLetterFile:
                 )
 
     def _path(self, element: str) -> Path:
-        return self.folder / (file_stem(element) + ".jsonl")
+        return self.run_dir / dead_letter_file(element)
 
     def position(self, element: str) -> int:
         """The length of ``element``'s dead-letter file (0 when it has none)."""

@@ -87,7 +87,7 @@ class ProcessRuntime(EventLoop):
         super().__init__(spec)
         self.codec_name: str | None = spec.get("codec")
         self.startup_timeout = float(spec.get("startup_timeout", 60.0))
-        self.dead = DeadLetterFile(Path(spec["run_dir"]) / "deadletter")
+        self.dead = DeadLetterFile(spec["run_dir"])
         self.store = CheckpointStore(spec["run_dir"])
         #: incarnation of the run: every restore from a checkpoint starts a new one
         self.epoch = int(spec.get("epoch", 0))
