@@ -93,6 +93,11 @@ class Element:
     #: Names of the parameters that hold a file the element writes: ``check``
     #: refuses a topology in which two elements write one file.
     writes: ClassVar[Sequence[str]] = ()
+    #: Names of the parameters that hold a Python callable as ``package.module:name``,
+    #: imported when the element starts: ``check`` imports it too (in the child
+    #: process that imports user classes) and reports one that cannot be imported
+    #: or is not callable, at the parameter's value.
+    calls: ClassVar[Sequence[str]] = ()
     #: True when every record the element emits is either one it received,
     #: unchanged, or built only of values every codec carries as they are
     #: (maps with string keys, lists, strings, 64-bit integers, finite floats,

@@ -68,6 +68,20 @@ def import_object(ref: str, display: str, what: str = "element class") -> Any:
     return obj
 
 
+def import_callable(ref: str) -> Any:
+    """The callable ``ref`` names (``package.module:function``), for a parameter that holds one.
+
+    Raises :class:`ElementClassError` when it cannot be imported or is not callable.
+    """
+    obj = import_object(ref, ref, "function")
+    if not callable(obj):
+        raise ElementClassError(
+            f"'{ref}' is not callable (it is of type {type(obj).__name__})",
+            "name a function (or any callable) as package.module:name",
+        )
+    return obj
+
+
 def check_declarations(cls: type[Element], display: str) -> None:
     """Raise :class:`ElementClassError` when a class's declarations cannot work: malformed
     ports or params, a port .topo cannot spell, an in-port without its hook, a hook the

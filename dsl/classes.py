@@ -5,7 +5,9 @@ A user module may do anything while it is imported: call ``sys.exit``, call
 would let it end the check silently, so every user class of a topology is
 imported in one child process (``python -m datablox.dsl.probe``) that reports
 their ports, parameters and ``check_params`` findings as JSON. The checker then
-works on stand-in classes built from that report.
+works on stand-in classes built from that report. A built-in class goes to the
+child too when an element of it names user code in a ``calls`` parameter
+(``Map(fn="mymodule:reshape")``), so that code is imported there as well.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from datablox import registry
 from datablox.dsl import ir
-from datablox.dsl.hooks import hook_problems
+from datablox.dsl.hooks import hook_problems, names_code
 from datablox.element import Element
 from datablox.errors import ElementClassError
 from datablox.ports import REQUIRED, Param, ParamProblem, Port
@@ -73,6 +75,7 @@ def _stand_in(info: dict[str, Any]) -> type[Element]:
         "params": params,
         "cheap": info["cheap"],
         "writes": tuple(info.get("writes", ())),
+        "calls": tuple(info.get("calls", ())),
         "shard_traits_": info.get("shard"),
         "__doc__": info["doc"],
         "__module__": info["module"],
@@ -87,8 +90,7 @@ def _module_of(ref: str) -> str:
     return ref.partition(":")[0]
 
 
-def _ended_silently(ref: str, returncode: int, stderr: str) -> ElementClassError:
-    module = _module_of(ref)
+def _ended_silently(ref: str, module: str, returncode: int, stderr: str) -> ElementClassError:
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
@@ -108,6 +110,8 @@ class _Probe:
 
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     importing: str | None = None
+    #: The module being imported for ``importing`` (its own, or a callable's it names).
+    module: str | None = None
     done: bool = False
 
 
@@ -128,8 +132,9 @@ def _run_probe(checks: dict[str, list[list[Any]]]) -> _Probe:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
         _read(probe, out)
         ref = probe.importing or next(iter(checks))
+        module = probe.module or _module_of(ref)
         error = ElementClassError(
-            f"importing module '{_module_of(ref)}' did not finish within {IMPORT_TIMEOUT:g} s",
+            f"importing module '{module}' did not finish within {IMPORT_TIMEOUT:g} s",
             "does the module wait for something (input, a server, a lock) when imported?",
         )
         probe.answers[ref] = {"failed": error}
@@ -137,7 +142,8 @@ def _run_probe(checks: dict[str, list[list[Any]]]) -> _Probe:
     _read(probe, proc.stdout)
     if not probe.done:
         ref = probe.importing or next(iter(checks))
-        probe.answers[ref] = {"failed": _ended_silently(ref, proc.returncode, proc.stderr)}
+        module = probe.module or _module_of(ref)
+        probe.answers[ref] = {"failed": _ended_silently(ref, module, proc.returncode, proc.stderr)}
     return probe
 
 
@@ -149,9 +155,10 @@ def _read(probe: _Probe, out: str) -> None:
             continue
         if "importing" in msg:
             probe.importing = msg["importing"]
+            probe.module = msg.get("module")
         elif "class" in msg:
             probe.answers[msg["class"]] = msg
-            probe.importing = None
+            probe.importing = probe.module = None
         elif msg.get("done"):
             probe.done = True
 
@@ -179,12 +186,12 @@ def load_classes(
     in one child process.
     """
     loaded: dict[str, Loaded] = {}
-    checks: dict[str, list[list[Any]]] = {}
-    for i, el in enumerate(topo.elements):
-        if el.cls in loaded or not el.cls:
+    child: set[str] = set()  # imported in the child: user classes, and built-ins naming code
+    for el in topo.elements:
+        if not el.cls or el.cls in loaded or el.cls in child:
             continue
         if resolve is None and not registry.is_builtin(el.cls):
-            checks.setdefault(el.cls, []).append([i, el.params])
+            child.add(el.cls)
             continue
         try:
             loaded[el.cls] = Loaded(cls=(resolve or registry.resolve)(el.cls))
@@ -196,6 +203,17 @@ def load_classes(
                     f"loading element class '{el.cls}' failed: {type(exc).__name__}: {exc}"
                 )
             )
+    if resolve is None:
+        # a built-in whose parameters name user code (Map's fn) is checked where user code runs
+        for el in topo.elements:
+            cls = loaded[el.cls].cls if el.cls in loaded else None
+            if cls is not None and names_code(cls, el.params):
+                child.add(el.cls)
+                del loaded[el.cls]
+    checks: dict[str, list[list[Any]]] = {}
+    for i, el in enumerate(topo.elements):
+        if el.cls in child:
+            checks.setdefault(el.cls, []).append([i, el.params])
     while checks:
         # A module that ends the child leaves the classes after it unanswered: ask again.
         probe = _run_probe(checks)

@@ -342,17 +342,21 @@ def syntax_error(exc: UnexpectedInput, file: str, text: str) -> Diagnostic:
 
 
 def _end_of_previous_line(text: str, tok: Token) -> tuple[int, int] | None:
-    """(line, column) just after the last code before ``tok``, when ``tok`` starts its
-    line and that code is on an earlier line; else None."""
+    """(line, column) just after the last token before ``tok``, when ``tok`` starts its
+    line and that token is on an earlier line; else None."""
     lines = text.splitlines()
     line = tok.line
-    if line is None or tok.column is None or lines[line - 1][: tok.column - 1].strip():
+    if line is None or tok.column is None or tok.start_pos is None:
         return None
-    for number in range(line - 1, 0, -1):
-        code = lines[number - 1].split("#", 1)[0].rstrip()
-        if code:
-            return number, len(code) + 1
-    return None
+    if lines[line - 1][: tok.column - 1].strip():
+        return None
+    # the text before ``tok`` ends with whitespace or a comment, so no token is cut
+    last = None
+    for last in _lark().lex(text[: tok.start_pos]):  # noqa: B007 - the last one is wanted
+        pass
+    if last is None or last.end_line is None or last.end_column is None:
+        return None
+    return last.end_line, last.end_column
 
 
 def _token_hint(expected: str) -> str:

@@ -2,16 +2,19 @@
 
 Run as ``python -m datablox.dsl.probe``. It reads one JSON request on standard
 input and writes JSON lines on its standard output: ``{"importing": ref}``
-before each import (so the parent knows who ended the process if it ends),
+before each import, with ``"module"`` when it is the module of a callable an
+element names (so the parent knows who ended the process if it ends),
 then ``{"class": ref, ...}`` per class and finally ``{"done": true}``. Whatever
 user code prints goes to standard error, so it cannot corrupt the answer.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -64,6 +67,7 @@ def describe(cls: type[Element]) -> dict[str, Any]:
         "doc": cls.__doc__,
         "cheap": bool(getattr(cls, "cheap", False)),
         "writes": [str(name) for name in getattr(cls, "writes", ())],
+        "calls": [str(name) for name in getattr(cls, "calls", ())],
         "ports": [_port(p) for p in cls.ports],
         "params": [_param(p) for p in cls.params],
         "shard": shard_traits(cls),
@@ -90,7 +94,7 @@ def _ended(module: str, exc: BaseException, doing: str) -> dict[str, str]:
     }
 
 
-def _one(ref: str, checks: list[list[Any]]) -> dict[str, Any]:
+def _one(ref: str, checks: list[list[Any]], announce: Callable[[str], None]) -> dict[str, Any]:
     module = _module_of(ref)
     try:
         cls = registry.resolve(ref)
@@ -102,6 +106,9 @@ def _one(ref: str, checks: list[list[Any]]) -> dict[str, Any]:
         info = describe(cls)
         problems = {}
         for index, params in checks:
+            for name in getattr(cls, "calls", ()):
+                if isinstance(params.get(name), str):
+                    announce(params[name].partition(":")[0])
             found = hook_problems(cls, ref, params)
             if found:
                 problems[str(index)] = [asdict(p) for p in found]
@@ -110,20 +117,26 @@ def _one(ref: str, checks: list[list[Any]]) -> dict[str, Any]:
     return {"info": info, "problems": problems}
 
 
+def _importing(say: Callable[[dict[str, Any]], None], ref: str, module: str) -> None:
+    say({"importing": ref, "module": module})
+
+
 def main() -> None:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # user code printing to stdout writes to stderr instead
     sys.stdout = sys.stderr
     request = json.load(sys.stdin)
     sys.path[:] = request["sys_path"]
+
+    def say(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
     for ref, checks in request["classes"].items():
-        out.write(json.dumps({"importing": ref}) + "\n")
-        out.flush()
-        answer = _one(ref, checks)
-        out.write(json.dumps({"class": ref, **answer}) + "\n")
-        out.flush()
-    out.write(json.dumps({"done": True}) + "\n")
-    out.flush()
+        say({"importing": ref})
+        answer = _one(ref, checks, functools.partial(_importing, say, ref))
+        say({"class": ref, **answer})
+    say({"done": True})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from datablox.elements._support import Rejects
 from datablox.elements.expr import Evaluator, batch_filter, compile_expr
 from datablox.errors import ElementClassError, ElementError, ExpressionError, ParameterError
 from datablox.ports import Param, ParamProblem, push_in, push_out
-from datablox.registry import import_object
+from datablox.registry import import_callable
 
 __all__ = ["Filter", "Map"]
 
@@ -74,16 +74,13 @@ def _error_text(exc: Exception) -> str:
 
 def _load_function(ref: str) -> Callable[[Record], Any]:
     try:
-        obj = import_object(ref, ref, "function")
+        fn: Callable[[Record], Any] = import_callable(ref)
     except ElementClassError as exc:
         raise ParameterError(
             f"Map: fn: {exc.message}",
             "fn",
             exc.hint or "modules next to the .topo file are importable",
         ) from None
-    if not callable(obj):
-        raise ParameterError(f"Map: fn {ref!r} is not callable", "fn")
-    fn: Callable[[Record], Any] = obj
     return fn
 
 
@@ -152,6 +149,7 @@ class Map(Element):
         Param("plain", "bool", default=False, doc="promise: plain values only (no fused copy)"),
     )
     cheap = True
+    calls = ("fn",)
 
     @staticmethod
     def check_params(params: dict[str, Any]) -> list[ParamProblem]:

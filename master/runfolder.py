@@ -13,6 +13,9 @@ from datablox.filenames import dead_letter_file
 #: Held (flock) by the run that uses the folder, for as long as it runs.
 LOCK_NAME = ".datablox-run.lock"
 
+#: How a user names another run folder, from the command line or from Python.
+_ANOTHER = "--run-dir on the command line, run_dir= in datablox.run()"
+
 
 class RunFolder:
     """A run folder taken for one run; :meth:`release` lets the next run have it."""
@@ -33,7 +36,7 @@ class RunFolder:
         except OSError as exc:
             raise RunError(
                 f"cannot use {path} as the run folder: {exc.strerror or exc}",
-                "pass --run-dir with a folder you can write to",
+                f"choose a folder you can write to ({_ANOTHER})",
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -41,7 +44,7 @@ class RunFolder:
             os.close(fd)
             raise RunError(
                 f"the run folder {path} is in use by another run",
-                "wait for that run to end, or pass another --run-dir",
+                f"wait for that run to end, or choose another run folder ({_ANOTHER})",
             ) from None
         folder._lock = fd
         for name in elements:
@@ -53,7 +56,7 @@ class RunFolder:
                 folder.release()
                 raise RunError(
                     f"cannot remove an earlier run's dead letters in {path}: {exc}",
-                    "pass another --run-dir",
+                    f"choose another run folder ({_ANOTHER})",
                 ) from None
         return folder
 

@@ -205,6 +205,12 @@ def test_a_user_class_declares_bounds_that_check_applies(tmp_path: Path) -> None
             "error: expected '(', '.' or ':' here (found 's' on line 4)\n --> t.topo:3:18",
         ),
         (
+            "topology t {\n element s = Generate(count=3)\n"
+            ' element m = Map(set={"x": "value # 2"}) shard  # a comment\n s -> m\n}',
+            2,
+            "error: expected '(' here (found 's' on line 4)\n --> t.topo:3:47",
+        ),
+        (
             "topology t {\n element a = Generate()\n 1234\n}",
             2,
             "error: unexpected '1234'; expected ';', 'element'",
@@ -224,3 +230,85 @@ def test_small_topology_mistakes_are_said_plainly(
     done = check(tmp_path)
     assert done.returncode == code, done.stderr
     assert says in done.stderr
+
+
+FUNCTIONS = """
+def reshape(record):
+    return record
+
+
+NOT_A_FUNCTION = 3
+"""
+
+
+@pytest.mark.parametrize(
+    ("fn", "says", "hint"),
+    [
+        ("shape:reshap", "parameter 'fn' of Map: module 'shape' has no 'reshap'", "'reshape'?"),
+        ("shape:NOT_A_FUNCTION", "'shape:NOT_A_FUNCTION' is not callable", "name a function"),
+        ("nosuch:f", "cannot import module 'nosuch' for function 'nosuch:f'", "PYTHONPATH"),
+        ("shape", "'shape' is not a function reference", "package.module:name"),
+        ("quits:f", "module 'quits' called sys.exit(3) while being imported", "__main__"),
+        ("dies:f", "module 'dies' ended the process (os._exit(0))", "__main__"),
+    ],
+)
+def test_a_map_function_that_cannot_be_imported_fails_check(
+    tmp_path: Path, fn: str, says: str, hint: str
+) -> None:
+    """Map's fn is imported by check, in the child that imports user code, and a reference
+    that cannot work is an error at its value; the user module runs only there."""
+    (tmp_path / "shape.py").write_text(FUNCTIONS)
+    (tmp_path / "quits.py").write_text("import sys\nsys.exit(3)\n")
+    (tmp_path / "dies.py").write_text("import os\nos._exit(0)\n")
+    (tmp_path / "t.topo").write_text(
+        "topology t {\n  element s = Generate(count=3)\n"
+        f'  element m = Map(fn="{fn}")\n  element n = Null()\n  s -> m -> n\n}}\n'
+    )
+    done = check(tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr
+    assert hint in done.stderr
+    assert not TRACEBACK.search(done.stderr)
+    if fn != "dies:f":  # an ended child cannot say which parameter: the class is blamed
+        assert " --> t.topo:3:22" in done.stderr, done.stderr
+
+
+def test_a_map_function_is_checked_before_a_run_touches_anything(tmp_path: Path) -> None:
+    (tmp_path / "shape.py").write_text(FUNCTIONS)
+    (tmp_path / "out.jsonl").write_text('{"kept": true}\n')
+    (tmp_path / "t.topo").write_text(
+        "topology t {\n  element s = Generate(count=3)\n"
+        '  element m = Map(fn="shape:reshap")\n  element w = JsonLinesSink(path="out.jsonl")\n'
+        "  s -> m -> w\n}\n"
+    )
+    done = subprocess.run(
+        [console_script("datablox-master"), "run", "t.topo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "parameter 'fn' of Map: module 'shape' has no 'reshap'" in done.stderr
+    assert (tmp_path / "out.jsonl").read_text() == '{"kept": true}\n'
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_map_function_that_imports_is_accepted_and_runs(tmp_path: Path) -> None:
+    (tmp_path / "shape.py").write_text(FUNCTIONS)
+    (tmp_path / "t.topo").write_text(
+        "topology t {\n  element s = Generate(count=3)\n"
+        '  element m = Map(fn="shape:reshape")\n  element w = JsonLinesSink(path="out.jsonl")\n'
+        '  element e = Map(set={"x": "1"})\n  element n = Null()\n'
+        "  s -> m -> w\n  s -> e -> n\n}\n"
+    )
+    assert check(tmp_path).returncode == 0
+    done = subprocess.run(
+        [console_script("datablox-master"), "run", "t.topo", "--display", "quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
