@@ -200,6 +200,13 @@ def run(
             "from the last checkpoint) before the run fails."
         ),
     ] = 3,
+    max_dead_letters: Annotated[
+        int | None,
+        typer.Option(
+            help="The most records the run may send to dead letters (over every element); "
+            "one more stops the run, which then fails (exit 1). Default: no limit."
+        ),
+    ] = None,
     snapshot_every: Annotated[
         float,
         typer.Option(
@@ -330,6 +337,7 @@ def run(
         startup_timeout=startup_timeout,
         drain_timeout=drain_timeout,
         max_restarts=max_restarts,
+        max_dead_letters=max_dead_letters,
         snapshot_every=snapshot_every,
         autoscale=autoscale,
         reshard=list(reshard or []),

@@ -53,6 +53,9 @@ class RunOptions:
     ship: list[str] = field(default_factory=list)
     #: encrypt the data plane (CURVE on every push and query connection)
     encrypt_data: bool = False
+    #: the most records the run may send to dead letters, over every element, before it
+    #: stops and fails (None: no limit)
+    max_dead_letters: int | None = None
 
     def __post_init__(self) -> None:
         # anything else is left for validate() to refuse with the option's name
@@ -70,6 +73,8 @@ class RunOptions:
             whole["slots"] = 1
         if self.max_processes is not None:
             whole["max_processes"] = 1
+        if self.max_dead_letters is not None:
+            whole["max_dead_letters"] = 0
         for name, least in whole.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:

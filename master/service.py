@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from datablox import control
 from datablox.caretaker.runs import module_files, package_files, write_files
 from datablox.master.checkpointing import Coordinator
+from datablox.master.classinfo import cheap_classes, min_members
 from datablox.master.cluster import Cluster
 from datablox.master.nodeloss import NodeWatch
 from datablox.master.planner import NodeInfo, Plan, plan
@@ -19,7 +20,6 @@ from datablox.master.runfolder import RunFolder
 from datablox.master.runopts import RunOptions, RunResult
 from datablox.master.shardrun import Action, ShardController
 from datablox.master.state import Command, RunState
-from datablox.registry import add_search_path, resolve
 from datablox.runtime.checkpoints import CheckpointStore
 from datablox.security import KeyPair
 from datablox.shards.layout import Layout
@@ -36,25 +36,6 @@ class Display(Protocol):
     def update(self, state: RunState, elapsed: float) -> None: ...
     def log(self, text: str) -> None: ...
     def stop(self) -> None: ...
-
-
-def min_members(tradecraft: dict[str, Any]) -> dict[str, int]:
-    """The fewest members each sharded element's class works with."""
-    return {
-        e["name"]: int(getattr(resolve(e["class"]), "min_members", 1))
-        for e in tradecraft["elements"]
-        if e.get("shard")
-    }
-
-
-def cheap_classes(tradecraft: dict[str, Any]) -> dict[str, bool]:
-    """Which elements are declared cheap by their class (for automatic fusion)."""
-    for folder in tradecraft.get("search_path", []):
-        add_search_path(folder)
-    return {
-        e["name"]: bool(getattr(resolve(e["class"]), "cheap", False))
-        for e in tradecraft["elements"]
-    }
 
 
 class Run(NodeWatch):
@@ -124,6 +105,8 @@ class Run(NodeWatch):
         #: seconds from a crash being noticed to the data flowing again, per restore
         self.recoveries: list[float] = []
         self.phase = "starting"
+        #: the dead letters passed --max-dead-letters (the run was stopped for it)
+        self.too_many_dead = False
         self.go_at: float | None = None
         self.kill_sent = False
         self.reports_due: float | None = None
@@ -530,6 +513,13 @@ class Run(NodeWatch):
                     msg = self.master.recv(0)
                 now = time.monotonic()
                 self.watch_nodes(now)
+                if self.dead_letters_over() and self.phase == "running" and stop_at is None:
+                    self.display.log(
+                        f"stopping: more than {self.options.max_dead_letters:,} records went "
+                        "to dead letters"
+                    )
+                    self.stop()
+                    stop_at = now
                 if self.phase == "running":
                     if not self.shards.busy():
                         self.ask_checkpoint(now)
@@ -542,6 +532,7 @@ class Run(NodeWatch):
             self.end()
             self.display.update(self.state, time.monotonic() - started)
             self.display.stop()
+        self.dead_letters_over()  # the final reports may be the first to pass the limit
         elapsed = time.monotonic() - (self.go_at or started)
         problems = list(self.state.problems)
         code = 1 if self.state.failed() else 0
@@ -552,6 +543,16 @@ class Run(NodeWatch):
         result.shards = self.shards.summary()
         result.run_id, result.remote = self.run_id, not self.shared
         return result
+
+    def dead_letters_over(self) -> bool:
+        """True once, with the problem noted, when the dead letters pass ``max_dead_letters``."""
+        limit = self.options.max_dead_letters
+        problem = None if self.too_many_dead else self.state.over_dead_letter_limit(limit)
+        if problem is None:
+            return False
+        self.too_many_dead = True
+        self.state.problems.append(problem)
+        return True
 
     def drain_overdue(self) -> None:
         """A stop has drained for ``drain_timeout``: kill what is left, naming it."""

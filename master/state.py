@@ -390,6 +390,22 @@ class RunState:
             p.name for p in self.processes.values() if p.exited == "finished" and not p.reported
         ]
 
+    def dead_letters(self) -> dict[str, int]:
+        """Records each element has sent to its dead letters (as last reported), if any."""
+        counts = {name: int(view.stats.get("dead", 0)) for name, view in self.elements.items()}
+        return {name: n for name, n in counts.items() if n}
+
+    def over_dead_letter_limit(self, limit: int | None) -> str | None:
+        """What to report when the dead letters pass ``limit`` (None: no limit, or not yet)."""
+        dead = self.dead_letters()
+        if limit is None or sum(dead.values()) <= limit:
+            return None
+        each = ", ".join(f"'{name}' {n:,}" for name, n in dead.items())
+        return (
+            f"{sum(dead.values()):,} records went to dead letters ({each}), more than the "
+            f"{limit:,} the run allows (--max-dead-letters, max_dead_letters=)"
+        )
+
     def failed(self) -> bool:
         return bool(self.problems) or any(
             p.exited not in (None, "finished", "retired") for p in self.processes.values()

@@ -289,3 +289,51 @@ def test_a_join_dataset_whose_csv_header_repeats_a_column_fails_naming_it(
     assert done.returncode == 1, done.stderr
     assert "names a column more than once: 'code' (columns 1 and 3)" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def dead_topo(folder: Path, count: int) -> Path:
+    """Every record of ``count`` goes to the Filter's dead letters (str > int fails)."""
+    return topo(
+        folder / "dead.topo",
+        f'    element src = Generate(count={count})\n    element keep = Filter(where="key > 1")\n'
+        "    element n = Null()\n    src -> keep -> n",
+    )
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+def test_a_run_stops_and_fails_once_its_dead_letters_pass_the_limit(
+    tmp_path: Path, fusion: str
+) -> None:
+    total = 20_000_000  # minutes of work: the stop must come long before the end
+    dead_topo(tmp_path, total)
+    run_dir = tmp_path / "rd"
+    done = run_cli(
+        tmp_path,
+        "dead.topo",
+        "--max-dead-letters",
+        "1000",
+        "--fusion",
+        fusion,
+        "--run-dir",
+        str(run_dir),
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "stopping: more than 1,000 records went to dead letters" in done.stderr
+    assert "more than the 1,000 the run allows (--max-dead-letters" in done.stderr
+    written = len((run_dir / "deadletter" / "keep.jsonl").read_bytes().splitlines())
+    assert 1000 < written < total
+    # the summary counts exactly what the dead-letter file holds
+    assert f"keep: {written} record(s) in dead letters" in done.stderr
+
+
+def test_dead_letters_up_to_the_limit_are_allowed(tmp_path: Path) -> None:
+    dead_topo(tmp_path, 50)
+    at = run_cli(tmp_path, "dead.topo", "--max-dead-letters", "50")
+    assert at.returncode == 0, at.stderr
+    over = run_cli(tmp_path, "dead.topo", "--max-dead-letters", "49")
+    assert over.returncode == 1, over.stderr
+    assert "50 records went to dead letters ('keep' 50), more than the 49" in over.stderr
+    negative = run_cli(tmp_path, "dead.topo", "--max-dead-letters", "-1")
+    assert negative.returncode == 1
+    assert "--max-dead-letters must be a whole number of at least 0, got -1" in negative.stderr
