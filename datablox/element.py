@@ -93,6 +93,9 @@ class Element:
     #: Names of the parameters that hold a file the element writes: ``check``
     #: refuses a topology in which two elements write one file.
     writes: ClassVar[Sequence[str]] = ()
+    #: Names of the parameters that hold a file (or a glob of files) the element reads
+    #: at start: ``check`` warns when none exists (yet).
+    reads: ClassVar[Sequence[str]] = ()
     #: Names of the parameters that hold a Python callable as ``package.module:name``,
     #: imported when the element starts: ``check`` imports it too (in the child
     #: process that imports user classes) and reports one that cannot be imported

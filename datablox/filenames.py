@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import os
 
 #: Longest stem, in bytes (file systems allow 255 for a whole name).
 MAX_STEM = 100
@@ -28,3 +30,15 @@ def file_stem(name: str) -> str:
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
     head = raw[: MAX_STEM - len(digest) - 1].decode("utf-8", "ignore")
     return f"{head}-{digest}"
+
+
+def input_files(pattern: str) -> tuple[list[str], str | None]:
+    """The files ``pattern`` (a path, or a glob such as ``data/*.csv``) names, sorted, and
+    when there are none, why: ``no file matches 'data/*.csv'``, ``file 'x' does not exist``."""
+    if glob.has_magic(pattern):
+        files = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        return files, None if files else f"no file matches '{pattern}'"
+    if os.path.isfile(pattern):
+        return [pattern], None
+    what = "is a folder, not a file" if os.path.isdir(pattern) else "does not exist"
+    return [], f"file '{pattern}' {what}"

@@ -20,6 +20,7 @@ from datablox.dsl.paramcheck import (
 )
 from datablox.dsl.shardcheck import class_problems
 from datablox.element import Element
+from datablox.filenames import input_files
 from datablox.ports import Port, suggest, types_compatible
 
 Resolver = Callable[[str], type[Element]]
@@ -379,6 +380,26 @@ class _Checker:
                         "file, or send both streams to one sink",
                     )
 
+    def missing_inputs(self) -> None:
+        """A file an element reads at start that is not there is a warning: it may yet be
+        made before the run, and the element names it if it is still missing then."""
+        for i, el in enumerate(self.topo.elements):
+            cls = self.classes[i]
+            for name in getattr(cls, "reads", ()) if cls is not None else ():
+                value = el.params.get(name)
+                if not isinstance(value, str) or not value:
+                    continue
+                missing = input_files(os.path.expanduser(value))[1]
+                if missing is not None:
+                    self.diags.append(
+                        warning(
+                            f"element '{el.name}' reads its {name}, but {missing} (yet)",
+                            self.at(("value", i, name), ("class", i)),
+                            f"{cls.__name__ if cls else 'the element'} opens it when the run "
+                            "starts; relative paths resolve against the .topo file's folder",
+                        )
+                    )
+
     def unconnected(self) -> list[Diagnostic]:
         used: set[tuple[str, str]] = set()
         for conn in self.topo.connections:
@@ -449,6 +470,7 @@ class _Checker:
         self.feeds()
         self.fuse()
         self.one_writer_per_file()
+        self.missing_inputs()
         self.diags.extend(self.unconnected())
 
 

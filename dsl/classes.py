@@ -76,6 +76,7 @@ def _stand_in(info: dict[str, Any]) -> type[Element]:
         "cheap": info["cheap"],
         "writes": tuple(info.get("writes", ())),
         "calls": tuple(info.get("calls", ())),
+        "reads": tuple(info.get("reads", ())),
         "shard_traits_": info.get("shard"),
         "__doc__": info["doc"],
         "__module__": info["module"],

@@ -68,6 +68,7 @@ def describe(cls: type[Element]) -> dict[str, Any]:
         "cheap": bool(getattr(cls, "cheap", False)),
         "writes": [str(name) for name in getattr(cls, "writes", ())],
         "calls": [str(name) for name in getattr(cls, "calls", ())],
+        "reads": [str(name) for name in getattr(cls, "reads", ())],
         "ports": [_port(p) for p in cls.ports],
         "params": [_param(p) for p in cls.params],
         "shard": shard_traits(cls),

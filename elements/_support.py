@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import orjson
 
 from datablox.element import Element
 from datablox.errors import ParameterError
+from datablox.filenames import input_files
 from datablox.ports import type_name_of
 from datablox.runtime.handling import blame, loud
 
@@ -49,23 +49,14 @@ def repeated_names(names: list[str]) -> str:
 
 def resolve_files(cls_name: str, pattern: str) -> list[str]:
     """The files ``pattern`` names (a path or a glob), sorted; raise naming it when none."""
-    if glob.has_magic(pattern):
-        files = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-        if not files:
-            raise ParameterError(
-                f"{cls_name}: no file matches '{pattern}' (looked from {os.getcwd()})",
-                "path",
-                "relative paths in a .topo resolve against the .topo file's folder",
-            )
-        return files
-    if not os.path.isfile(pattern):
-        what = "is a folder, not a file" if os.path.isdir(pattern) else "does not exist"
+    files, missing = input_files(pattern)
+    if missing is not None:
         raise ParameterError(
-            f"{cls_name}: file '{pattern}' {what} (looked from {os.getcwd()})",
+            f"{cls_name}: {missing} (looked from {os.getcwd()})",
             "path",
             "relative paths in a .topo resolve against the .topo file's folder",
         )
-    return [pattern]
+    return files
 
 
 def iter_json_lines(path: str) -> Iterator[tuple[int, str, Any, str | None]]:

@@ -48,6 +48,7 @@ class JsonLinesSource(Source):
     resumable = True
 
     plain_records = True  # builds records from plain values, or passes them on
+    reads = ("path",)
     ports = (push_out("out"),)
     params = (
         Param("path", "path", doc="a JSON-lines file or a glob of them"),
@@ -202,6 +203,7 @@ class CsvSource(Source):
     resumable = True
 
     plain_records = True  # builds records from plain values, or passes them on
+    reads = ("path",)
     ports = (push_out("out"),)
     params = (
         Param("path", "path", doc="a CSV file or a glob of them"),

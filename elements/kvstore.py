@@ -53,6 +53,7 @@ class KeyValueStore(Element):
         Param("key", "str", default="key", doc="field holding each record's key"),
         Param("path", "path|null", default=None, doc="JSON-lines file loaded at start"),
     )
+    reads = ("path",)
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.key: str = params["key"]

@@ -312,3 +312,30 @@ def test_a_map_function_that_imports_is_accepted_and_runs(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+
+
+def test_an_input_file_that_is_not_there_is_a_warning_at_check(tmp_path: Path) -> None:
+    """Built-in readers declare ``reads``; check warns (a file may yet be made before the
+    run) at the value, and the run fails at start naming the file."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "there.csv").write_text("a\n1\n")
+    (tmp_path / "t.topo").write_text(
+        "topology t {\n"
+        '  element a = CsvSource(path="data/*.csv")\n'
+        '  element b = CsvSource(path="data/*.tsv")\n'
+        '  element c = JsonLinesSource(path="missing.jsonl")\n'
+        '  element d = KeyValueStore(path="data")\n'
+        "  element n = Null()\n  a -> n\n  b -> n\n  c -> n\n}\n"
+    )
+    done = check(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "element 'a'" not in done.stderr
+    assert (
+        f"warning: element 'b' reads its path, but no file matches '{tmp_path}/data/*.tsv' (yet)"
+        "\n --> t.topo:3:30"
+    ) in done.stderr
+    assert f"element 'c' reads its path, but file '{tmp_path}/missing.jsonl' does not exist" in (
+        done.stderr
+    )
+    assert f"file '{tmp_path}/data' is a folder, not a file (yet)" in done.stderr
+    assert "hint: CsvSource opens it when the run starts" in done.stderr
