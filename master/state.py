@@ -397,8 +397,10 @@ class RunState:
 
     def over_dead_letter_limit(self, limit: int | None) -> str | None:
         """What to report when the dead letters pass ``limit`` (None: no limit, or not yet)."""
+        if limit is None:
+            return None
         dead = self.dead_letters()
-        if limit is None or sum(dead.values()) <= limit:
+        if sum(dead.values()) <= limit:
             return None
         each = ", ".join(f"'{name}' {n:,}" for name, n in dead.items())
         return (
