@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from datablox.dsl import ir
+from datablox.dsl.calls import calls_of, check_calls
 from datablox.dsl.classes import Loaded, load_classes
 from datablox.dsl.diagnostics import Diagnostic, Location, error, unique, warning
 from datablox.dsl.paramcheck import (
@@ -53,6 +54,8 @@ class _Checker:
         self.classes: list[type[Element] | None] = []
         self.loaded: dict[str, Loaded] = {}
         self.path_base: str | None = None
+        #: elements whose parameters have their declared types (and resolved paths)
+        self.params_ok: set[int] = set()
 
     def err(self, message: str, loc: Location | None, hint: str | None = None) -> None:
         self.diags.append(error(message, loc, hint))
@@ -99,6 +102,7 @@ class _Checker:
                 )
         if problems:
             return
+        self.params_ok.add(i)
         for found in self.loaded[el.cls].problems_for(i, el.cls, el.params):
             self.err(found.message, hook_location(self.spans, i, el, found), found.hint)
         if self.path_base is not None:
@@ -380,23 +384,40 @@ class _Checker:
                         "file, or send both streams to one sink",
                     )
 
+    def callables(self) -> None:
+        """The functions elements name in ``calls`` parameters (Map's ``fn``) are imported,
+        in the child process that imports user code, and each that cannot be is an error."""
+        calls = [
+            call
+            for i, el in enumerate(self.topo.elements)
+            if i in self.params_ok and (cls := self.classes[i]) is not None
+            for call in calls_of(i, el.cls, cls, el.params)
+        ]
+        if not calls:
+            return
+        for call, found in check_calls(calls, in_process=self.resolve is not None).items():
+            el = self.topo.elements[call.index]
+            self.err(found.message, hook_location(self.spans, call.index, el, found), found.hint)
+
     def missing_inputs(self) -> None:
         """A file an element reads at start that is not there is a warning: it may yet be
         made before the run, and the element names it if it is still missing then."""
         for i, el in enumerate(self.topo.elements):
             cls = self.classes[i]
-            for name in getattr(cls, "reads", ()) if cls is not None else ():
+            if cls is None or i not in self.params_ok:
+                continue
+            for name in getattr(cls, "reads", ()):
                 value = el.params.get(name)
                 if not isinstance(value, str) or not value:
                     continue
-                missing = input_files(os.path.expanduser(value))[1]
+                missing = input_files(value)[1]
                 if missing is not None:
                     self.diags.append(
                         warning(
                             f"element '{el.name}' reads its {name}, but {missing} (yet)",
                             self.at(("value", i, name), ("class", i)),
-                            f"{cls.__name__ if cls else 'the element'} opens it when the run "
-                            "starts; relative paths resolve against the .topo file's folder",
+                            f"{el.cls} opens it when the run starts; relative paths resolve "
+                            "against the .topo file's folder",
                         )
                     )
 
@@ -470,6 +491,7 @@ class _Checker:
         self.feeds()
         self.fuse()
         self.one_writer_per_file()
+        self.callables()
         self.missing_inputs()
         self.diags.extend(self.unconnected())
 

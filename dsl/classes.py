@@ -5,9 +5,7 @@ A user module may do anything while it is imported: call ``sys.exit``, call
 would let it end the check silently, so every user class of a topology is
 imported in one child process (``python -m datablox.dsl.probe``) that reports
 their ports, parameters and ``check_params`` findings as JSON. The checker then
-works on stand-in classes built from that report. A built-in class goes to the
-child too when an element of it names user code in a ``calls`` parameter
-(``Map(fn="mymodule:reshape")``), so that code is imported there as well.
+works on stand-in classes built from that report.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from typing import Any
 
 from datablox import registry
 from datablox.dsl import ir
-from datablox.dsl.hooks import hook_problems, names_code
+from datablox.dsl.hooks import hook_problems
 from datablox.element import Element
 from datablox.errors import ElementClassError
 from datablox.ports import REQUIRED, Param, ParamProblem, Port
@@ -91,18 +89,50 @@ def _module_of(ref: str) -> str:
     return ref.partition(":")[0]
 
 
-def _ended_silently(ref: str, module: str, returncode: int, stderr: str) -> ElementClassError:
+def how_it_ended(returncode: int) -> str:
+    """How a child process that did not finish its answer ended, said of the module."""
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        what = f"was killed by {name}"
-    else:
-        what = f"ended the process (os._exit({returncode}))"
+        return f"was killed by {name}"
+    return f"ended the process (os._exit({returncode}))"
+
+
+def last_output(stderr: str) -> str:
+    """The end of a hint: the child's last line of output, if it printed any."""
     tail = stderr.strip().splitlines()[-1:] if stderr.strip() else []
-    hint = _HINT + (f"; its last output: {tail[0]}" if tail else "")
-    return ElementClassError(f"module '{module}' {what} while being imported", hint)
+    return f"; its last output: {tail[0]}" if tail else ""
+
+
+def _ended_silently(ref: str, returncode: int, stderr: str) -> ElementClassError:
+    module = _module_of(ref)
+    what = how_it_ended(returncode)
+    return ElementClassError(
+        f"module '{module}' {what} while being imported", _HINT + last_output(stderr)
+    )
+
+
+def run_child(request: dict[str, Any]) -> tuple[str, int | None, str]:
+    """Run ``python -m datablox.dsl.probe`` on ``request`` with this process's import path:
+    its output, its exit code (None when it did not finish within IMPORT_TIMEOUT), its
+    standard error."""
+    payload = json.dumps({"sys_path": sys.path, **request}, default=repr)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "datablox.dsl.probe"],
+            input=payload,
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_TIMEOUT,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        return out, None, ""
+    return proc.stdout, proc.returncode, proc.stderr
 
 
 @dataclass
@@ -111,40 +141,23 @@ class _Probe:
 
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     importing: str | None = None
-    #: The module being imported for ``importing`` (its own, or a callable's it names).
-    module: str | None = None
     done: bool = False
 
 
 def _run_probe(checks: dict[str, list[list[Any]]]) -> _Probe:
-    request = json.dumps({"sys_path": sys.path, "classes": checks}, default=repr)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     probe = _Probe()
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "datablox.dsl.probe"],
-            input=request,
-            capture_output=True,
-            text=True,
-            timeout=IMPORT_TIMEOUT,
-            env=env,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        _read(probe, out)
+    out, returncode, stderr = run_child({"classes": checks})
+    _read(probe, out)
+    if returncode is None:
         ref = probe.importing or next(iter(checks))
-        module = probe.module or _module_of(ref)
         error = ElementClassError(
-            f"importing module '{module}' did not finish within {IMPORT_TIMEOUT:g} s",
+            f"importing module '{_module_of(ref)}' did not finish within {IMPORT_TIMEOUT:g} s",
             "does the module wait for something (input, a server, a lock) when imported?",
         )
         probe.answers[ref] = {"failed": error}
-        return probe
-    _read(probe, proc.stdout)
-    if not probe.done:
+    elif not probe.done:
         ref = probe.importing or next(iter(checks))
-        module = probe.module or _module_of(ref)
-        probe.answers[ref] = {"failed": _ended_silently(ref, module, proc.returncode, proc.stderr)}
+        probe.answers[ref] = {"failed": _ended_silently(ref, returncode, stderr)}
     return probe
 
 
@@ -156,10 +169,9 @@ def _read(probe: _Probe, out: str) -> None:
             continue
         if "importing" in msg:
             probe.importing = msg["importing"]
-            probe.module = msg.get("module")
         elif "class" in msg:
             probe.answers[msg["class"]] = msg
-            probe.importing = probe.module = None
+            probe.importing = None
         elif msg.get("done"):
             probe.done = True
 
@@ -187,12 +199,12 @@ def load_classes(
     in one child process.
     """
     loaded: dict[str, Loaded] = {}
-    child: set[str] = set()  # imported in the child: user classes, and built-ins naming code
-    for el in topo.elements:
-        if not el.cls or el.cls in loaded or el.cls in child:
+    checks: dict[str, list[list[Any]]] = {}
+    for i, el in enumerate(topo.elements):
+        if el.cls in loaded or not el.cls:
             continue
         if resolve is None and not registry.is_builtin(el.cls):
-            child.add(el.cls)
+            checks.setdefault(el.cls, []).append([i, el.params])
             continue
         try:
             loaded[el.cls] = Loaded(cls=(resolve or registry.resolve)(el.cls))
@@ -204,17 +216,6 @@ def load_classes(
                     f"loading element class '{el.cls}' failed: {type(exc).__name__}: {exc}"
                 )
             )
-    if resolve is None:
-        # a built-in whose parameters name user code (Map's fn) is checked where user code runs
-        for el in topo.elements:
-            cls = loaded[el.cls].cls if el.cls in loaded else None
-            if cls is not None and names_code(cls, el.params):
-                child.add(el.cls)
-                del loaded[el.cls]
-    checks: dict[str, list[list[Any]]] = {}
-    for i, el in enumerate(topo.elements):
-        if el.cls in child:
-            checks.setdefault(el.cls, []).append([i, el.params])
     while checks:
         # A module that ends the child leaves the classes after it unanswered: ask again.
         probe = _run_probe(checks)

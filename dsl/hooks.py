@@ -5,11 +5,6 @@ static or class method. The checker calls it with the validated parameters
 (defaults filled in) once they have the declared types, so the class can look
 inside values (e.g. parse an expression) before anything runs. It may also raise
 :class:`~datablox.errors.ParameterError` for a single problem.
-
-Parameters a class lists in ``calls`` name Python callables the element imports
-when it starts; they are imported here too, so a wrong reference is reported by
-``check``. That imports user code, so the checker calls this in its child process
-whenever such a parameter has a value (see :mod:`datablox.dsl.classes`).
 """
 
 from __future__ import annotations
@@ -18,47 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from datablox.element import Element
-from datablox.errors import ElementClassError, ParameterError
+from datablox.errors import ParameterError
 from datablox.ports import ParamProblem, validate_params
-from datablox.registry import import_callable
-
-
-def names_code(cls: type[Element], params: Mapping[str, Any]) -> bool:
-    """Whether ``params`` give a value to one of ``cls``'s ``calls`` parameters."""
-    return any(isinstance(params.get(name), str) for name in getattr(cls, "calls", ()))
-
-
-def call_problems(
-    cls: type[Element], display: str, values: Mapping[str, Any]
-) -> list[ParamProblem]:
-    """The ``calls`` parameters of ``values`` whose callable cannot be imported."""
-    problems = []
-    for name in getattr(cls, "calls", ()):
-        ref = values.get(name)
-        if not isinstance(ref, str):
-            continue
-        label = f"parameter '{name}' of {display}"
-        try:
-            import_callable(ref)
-        except ElementClassError as exc:
-            problems.append(ParamProblem(name, f"{label}: {exc.message}", exc.hint))
-        except BaseException as exc:  # user code ending the process is reported, not obeyed
-            module = ref.partition(":")[0]
-            if isinstance(exc, SystemExit):
-                what = f"called sys.exit({exc.code!r})"
-            elif isinstance(exc, KeyboardInterrupt):
-                what = "raised KeyboardInterrupt"
-            else:
-                what = f"raised {type(exc).__name__}: {exc}"
-            problems.append(
-                ParamProblem(
-                    name,
-                    f"{label}: module '{module}' {what} while being imported",
-                    "a module must not end the program when imported; put such code under "
-                    '`if __name__ == "__main__":`',
-                )
-            )
-    return problems
 
 
 def run_hook(cls: type[Element], display: str, values: Mapping[str, Any]) -> list[ParamProblem]:
@@ -88,4 +44,4 @@ def hook_problems(
     values, errors = validate_params(display, cls.params, params)
     if errors:
         return []  # the checker reports these; the hook would only see wrong types
-    return call_problems(cls, display, values) + run_hook(cls, display, values)
+    return run_hook(cls, display, values)

@@ -2,23 +2,23 @@
 
 Run as ``python -m datablox.dsl.probe``. It reads one JSON request on standard
 input and writes JSON lines on its standard output: ``{"importing": ref}``
-before each import, with ``"module"`` when it is the module of a callable an
-element names (so the parent knows who ended the process if it ends),
-then ``{"class": ref, ...}`` per class and finally ``{"done": true}``. Whatever
+before each import (so the parent knows who ended the process if it ends),
+then ``{"class": ref, ...}`` per class; for each callable the request names
+(:mod:`datablox.dsl.calls`), ``{"calling": k}`` before importing it and
+``{"call": k, "problem": ...}`` after; finally ``{"done": true}``. Whatever
 user code prints goes to standard error, so it cannot corrupt the answer.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from datablox import registry
+from datablox.dsl.calls import Call, call_problem, ended_how
 from datablox.dsl.hooks import hook_problems
 from datablox.dsl.shardcheck import shard_traits
 from datablox.element import Element
@@ -82,20 +82,14 @@ def _module_of(ref: str) -> str:
 
 
 def _ended(module: str, exc: BaseException, doing: str) -> dict[str, str]:
-    if isinstance(exc, SystemExit):
-        what = f"called sys.exit({exc.code!r})"
-    elif isinstance(exc, KeyboardInterrupt):
-        what = "raised KeyboardInterrupt"
-    else:
-        what = f"raised {type(exc).__name__}: {exc}"
     return {
-        "message": f"module '{module}' {what} while {doing}",
+        "message": f"module '{module}' {ended_how(exc)} while {doing}",
         "hint": "a module that defines element classes must not end the program when imported; "
         'put such code under `if __name__ == "__main__":`',
     }
 
 
-def _one(ref: str, checks: list[list[Any]], announce: Callable[[str], None]) -> dict[str, Any]:
+def _one(ref: str, checks: list[list[Any]]) -> dict[str, Any]:
     module = _module_of(ref)
     try:
         cls = registry.resolve(ref)
@@ -107,9 +101,6 @@ def _one(ref: str, checks: list[list[Any]], announce: Callable[[str], None]) -> 
         info = describe(cls)
         problems = {}
         for index, params in checks:
-            for name in getattr(cls, "calls", ()):
-                if isinstance(params.get(name), str):
-                    announce(params[name].partition(":")[0])
             found = hook_problems(cls, ref, params)
             if found:
                 problems[str(index)] = [asdict(p) for p in found]
@@ -118,26 +109,26 @@ def _one(ref: str, checks: list[list[Any]], announce: Callable[[str], None]) -> 
     return {"info": info, "problems": problems}
 
 
-def _importing(say: Callable[[dict[str, Any]], None], ref: str, module: str) -> None:
-    say({"importing": ref, "module": module})
-
-
 def main() -> None:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # user code printing to stdout writes to stderr instead
     sys.stdout = sys.stderr
     request = json.load(sys.stdin)
     sys.path[:] = request["sys_path"]
-
-    def say(message: dict[str, Any]) -> None:
-        out.write(json.dumps(message) + "\n")
-        out.flush()
-
     for ref, checks in request["classes"].items():
-        say({"importing": ref})
-        answer = _one(ref, checks, functools.partial(_importing, say, ref))
-        say({"class": ref, **answer})
-    say({"done": True})
+        out.write(json.dumps({"importing": ref}) + "\n")
+        out.flush()
+        answer = _one(ref, checks)
+        out.write(json.dumps({"class": ref, **answer}) + "\n")
+        out.flush()
+    for k, call in enumerate(request.get("calls", [])):
+        out.write(json.dumps({"calling": k}) + "\n")
+        out.flush()
+        problem = call_problem(Call(**call))
+        out.write(json.dumps({"call": k, "problem": problem and asdict(problem)}) + "\n")
+        out.flush()
+    out.write(json.dumps({"done": True}) + "\n")
+    out.flush()
 
 
 if __name__ == "__main__":

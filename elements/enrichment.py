@@ -61,7 +61,6 @@ class Enrichment(Source):
         Param("dataset_key", "any", doc="the dataset's join field, or a list of them"),
         Param("watch", "number", 0.0, doc="seconds between checks for a new version; 0: once"),
     )
-    reads = ("path",)
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.source = params["source"]

@@ -513,7 +513,7 @@ class Run(NodeWatch):
                     msg = self.master.recv(0)
                 now = time.monotonic()
                 self.watch_nodes(now)
-                if self.dead_letters_over() and self.phase == "running" and stop_at is None:
+                if self.phase == "running" and stop_at is None and self.dead_letters_over():
                     self.display.log(
                         f"stopping: more than {self.options.max_dead_letters:,} records went "
                         "to dead letters"

@@ -29,7 +29,7 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
             f"({rate:,.0f} records/s)",
             highlight=False,
         )
-    dead = {n: v.stats.get("dead", 0) for n, v in st.elements.items() if v.stats.get("dead")}
+    dead = st.dead_letters()
     if dead:
         for name, n in dead.items():
             file = dead_letter_file(name)

@@ -269,8 +269,7 @@ def test_a_map_function_that_cannot_be_imported_fails_check(
     assert says in done.stderr
     assert hint in done.stderr
     assert not TRACEBACK.search(done.stderr)
-    if fn != "dies:f":  # an ended child cannot say which parameter: the class is blamed
-        assert " --> t.topo:3:22" in done.stderr, done.stderr
+    assert " --> t.topo:3:22" in done.stderr, done.stderr
 
 
 def test_a_map_function_is_checked_before_a_run_touches_anything(tmp_path: Path) -> None:
@@ -291,7 +290,7 @@ def test_a_map_function_is_checked_before_a_run_touches_anything(tmp_path: Path)
     assert done.returncode == 2, done.stderr
     assert "parameter 'fn' of Map: module 'shape' has no 'reshap'" in done.stderr
     assert (tmp_path / "out.jsonl").read_text() == '{"kept": true}\n'
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / ".datablox").exists(), "no run folder was made"
 
 
 def test_a_map_function_that_imports_is_accepted_and_runs(tmp_path: Path) -> None:
@@ -339,3 +338,28 @@ def test_an_input_file_that_is_not_there_is_a_warning_at_check(tmp_path: Path) -
     )
     assert f"file '{tmp_path}/data' is a folder, not a file (yet)" in done.stderr
     assert "hint: CsvSource opens it when the run starts" in done.stderr
+
+
+def test_a_function_module_that_ends_the_check_child_is_blamed_alone(tmp_path: Path) -> None:
+    """A module that ends the child while imported is reported at its own element's fn;
+    the other Maps are still checked (their fn imported by a new child, their expressions
+    parsed), each at its own value."""
+    (tmp_path / "shape.py").write_text(FUNCTIONS)
+    (tmp_path / "dies.py").write_text("import os\nprint('bye')\nos._exit(4)\n")
+    (tmp_path / "t.topo").write_text(
+        "topology t {\n  element s = Generate(count=3)\n"
+        '  element a = Map(fn="dies:f")\n'
+        '  element b = Map(fn="shape:reshap")\n'
+        '  element c = Map(fn="shape:reshape", set={"x": "1 +"})\n'
+        "  element n = Null()\n  s -> a -> b -> c -> n\n}\n"
+    )
+    done = check(tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert (
+        "error: parameter 'fn' of Map: module 'dies' ended the process (os._exit(4)) while "
+        "being imported\n --> t.topo:3:22"
+    ) in done.stderr
+    assert "its last output: bye" in done.stderr
+    assert "module 'shape' has no 'reshap'\n --> t.topo:4:22" in done.stderr
+    assert "parameter 'set.x' of Map: syntax error" in done.stderr
+    assert done.stderr.count("error:") == 3, done.stderr

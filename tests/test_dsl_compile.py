@@ -376,3 +376,26 @@ def test_checker_is_a_function_of_the_ir() -> None:
     assert diags == []
     assert str(checked.connections[0].src) == "s.out"
     assert topo.connections[0].src.port is None  # the input is left alone
+
+
+def test_a_checker_resolving_in_process_imports_named_functions_in_process() -> None:
+    from datablox import registry
+    from datablox.dsl.checker import check
+    from datablox.dsl.ir import Connection, Element, Endpoint, Spans, Topology
+
+    topo = Topology(
+        "t",
+        elements=[
+            Element("s", "Generate", {"count": 1}),
+            Element("m", "Map", {"fn": "json:dumps"}),
+            Element("b", "Map", {"fn": "json:nosuch"}),
+            Element("d", "Null"),
+        ],
+        connections=[
+            Connection("push", Endpoint("s", None), Endpoint("m", None)),
+            Connection("push", Endpoint("m", None), Endpoint("b", None)),
+            Connection("push", Endpoint("b", None), Endpoint("d", None)),
+        ],
+    )
+    _, diags = check(topo, Spans(), resolve=registry.resolve)
+    assert [d.message for d in diags] == ["parameter 'fn' of Map: module 'json' has no 'nosuch'"]

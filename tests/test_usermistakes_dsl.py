@@ -333,5 +333,4 @@ def test_relative_path_params_resolve_against_the_topo_folder(tmp_path: Path) ->
 
 
 def test_map_fn_is_imported_by_the_registry() -> None:
-    assert transforms.import_callable is registry.import_callable
     assert transforms._load_function("json:dumps") is json.dumps
