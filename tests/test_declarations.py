@@ -69,15 +69,20 @@ class Asker(Element):
 """
 
 
-def check(folder: Path) -> subprocess.CompletedProcess[str]:
-    """``datablox-master check t.topo`` in ``folder``."""
+def master(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``datablox-master ARGS`` in ``folder``."""
     return subprocess.run(
-        [console_script("datablox-master"), "check", "t.topo"],
+        [console_script("datablox-master"), *args],
         cwd=folder,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def check(folder: Path) -> subprocess.CompletedProcess[str]:
+    """``datablox-master check t.topo`` in ``folder``."""
+    return master(folder, "check", "t.topo")
 
 
 @pytest.mark.parametrize(
@@ -280,13 +285,7 @@ def test_a_map_function_is_checked_before_a_run_touches_anything(tmp_path: Path)
         '  element m = Map(fn="shape:reshap")\n  element w = JsonLinesSink(path="out.jsonl")\n'
         "  s -> m -> w\n}\n"
     )
-    done = subprocess.run(
-        [console_script("datablox-master"), "run", "t.topo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = master(tmp_path, "run", "t.topo")
     assert done.returncode == 2, done.stderr
     assert "parameter 'fn' of Map: module 'shape' has no 'reshap'" in done.stderr
     assert (tmp_path / "out.jsonl").read_text() == '{"kept": true}\n'
@@ -302,13 +301,7 @@ def test_a_map_function_that_imports_is_accepted_and_runs(tmp_path: Path) -> Non
         "  s -> m -> w\n  s -> e -> n\n}\n"
     )
     assert check(tmp_path).returncode == 0
-    done = subprocess.run(
-        [console_script("datablox-master"), "run", "t.topo", "--display", "quiet"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = master(tmp_path, "run", "t.topo", "--display", "quiet")
     assert done.returncode == 0, done.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
 
