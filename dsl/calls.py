@@ -9,12 +9,17 @@ be imported is a problem of its own parameter, at its value.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from datablox.dsl.classes import IMPORT_TIMEOUT, how_it_ended, last_output, run_child
+from datablox.dsl.classes import (
+    IMPORT_TIMEOUT,
+    how_it_ended,
+    last_output,
+    messages,
+    run_child,
+)
 from datablox.element import Element
 from datablox.errors import ElementClassError
 from datablox.ports import ParamProblem
@@ -114,11 +119,7 @@ def _read(out: str) -> tuple[dict[int, dict[str, Any] | None], int | None, bool]
     answered: dict[int, dict[str, Any] | None] = {}
     calling: int | None = None
     done = False
-    for line in out.splitlines():
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            continue
+    for msg in messages(out):
         if "calling" in msg:
             calling = msg["calling"]
         elif "call" in msg:

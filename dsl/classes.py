@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,12 +161,17 @@ def _run_probe(checks: dict[str, list[list[Any]]]) -> _Probe:
     return probe
 
 
-def _read(probe: _Probe, out: str) -> None:
+def messages(out: str) -> Iterator[dict[str, Any]]:
+    """The child's JSON-line messages in ``out`` (a line cut short by its end is skipped)."""
     for line in out.splitlines():
         try:
-            msg = json.loads(line)
+            yield json.loads(line)
         except ValueError:
             continue
+
+
+def _read(probe: _Probe, out: str) -> None:
+    for msg in messages(out):
         if "importing" in msg:
             probe.importing = msg["importing"]
         elif "class" in msg:
