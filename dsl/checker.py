@@ -507,7 +507,9 @@ def check(
 
     Pure apart from loading element classes to read their declared ports and
     parameters: through ``resolve`` when given, else built-ins in-process and
-    user classes in a child process (dsl.classes). ``group_names`` improve
+    user classes in a child process (dsl.classes); importing the functions
+    elements name, the same way (dsl.calls); and looking for the files elements
+    read (a missing one is a warning). ``group_names`` improve
     did-you-mean hints. With ``path_base``, relative values of ``path``
     parameters in the copy are made absolute against that folder.
     """
