@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from datablox.element import Element
+from datablox.element import Element, Source
 from datablox.ports import Param, Port, declaration_problem, value_matches
 
 #: A port name a .topo file can spell (``element.port``).
@@ -37,6 +37,15 @@ CALLS = {
     "on_record": ("port", "record"),
     "on_batch": ("port", "records"),
     "on_query": ("port", "request"),
+}
+#: Hooks every element may define, with the arguments the runtime passes after ``self``.
+LIFECYCLE = {
+    "on_start": ("params",),
+    "on_end": ("port",),
+    "on_finish": (),
+    "snapshot": (),
+    "restore": ("state",),
+    "on_checkpoint": ("checkpoint",),
 }
 
 
@@ -67,7 +76,48 @@ def class_problems(cls: type[Element]) -> list[str]:
                 f"{spec.default!r}, which is not a {spec.type}"
             )
     found += _hooks(cls, ports)
+    found += _lifecycle(cls)
+    if issubclass(cls, Source):
+        found += _source(cls, ports)
     return found
+
+
+def _lifecycle(cls: type[Element]) -> list[str]:
+    found = []
+    for name, args in LIFECYCLE.items():
+        hook = getattr(cls, name, None)
+        if hook is None or hook is getattr(Element, name):
+            continue
+        problem = _kind_problem(hook) or _signature_problem(hook, args)
+        if problem:
+            found.append(f"defines {name}{problem}")
+    return found
+
+
+def _source(cls: type[Source], ports: tuple[Port, ...] | list[Port]) -> list[str]:
+    found = []
+    outs = [p.name for p in ports if p.kind == "push" and p.direction == "out"]
+    if cls.source_port not in outs:
+        found.append(
+            f"is a Source whose records go to source_port = {cls.source_port!r}, which is not "
+            f"one of its push out-ports ({', '.join(outs) or 'none'}): it would emit nothing"
+        )
+    if cls.generate is Source.generate and cls.generate_batches is Source.generate_batches:
+        found.append("is a Source but defines no generate()")
+    for name in ("generate", "generate_batches"):
+        hook = getattr(cls, name)
+        if inspect.iscoroutinefunction(hook) or inspect.isasyncgenfunction(hook):
+            found.append(f"defines {name}() with async def; it must be a plain generator")
+    return found
+
+
+def _kind_problem(hook: Callable[..., Any]) -> str | None:
+    """Why a hook the runtime calls and uses at once cannot be async or a generator."""
+    if inspect.iscoroutinefunction(hook) or inspect.isasyncgenfunction(hook):
+        return " with async def; the runtime calls it and does not await it"
+    if inspect.isgeneratorfunction(hook):
+        return " as a generator (it yields); the runtime calls it and runs none of its body"
+    return None
 
 
 def _duplicates(what: str, names: list[Any]) -> list[str]:
@@ -84,7 +134,8 @@ def _hooks(cls: type[Element], ports: tuple[Port, ...] | list[Port]) -> list[str
         if not own:
             found.append(f"has {kind} in-port '{needed[0]}' but defines no {' or '.join(names)}")
         for name in own:
-            problem = _signature_problem(getattr(cls, name), CALLS[name])
+            hook = getattr(cls, name)
+            problem = _kind_problem(hook) or _signature_problem(hook, CALLS[name])
             if problem:
                 found.append(f"defines {name}{problem}")
     return found

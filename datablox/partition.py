@@ -19,8 +19,11 @@ def key_bytes(key: Any) -> bytes:
         return key
     if isinstance(key, str):
         return key.encode("utf-8")
-    if isinstance(key, bool) or key is None:
-        return repr(key).encode()
+    if isinstance(key, bool):
+        # True == 1 and False == 0: equal keys must land in the same partition
+        return b"1" if key else b"0"
+    if key is None:
+        return b"None"
     if isinstance(key, int):
         return str(key).encode()
     if isinstance(key, float):

@@ -19,7 +19,13 @@ import orjson
 
 from datablox.element import Element, Record, Source
 from datablox.elements._support import Rejects, iter_json_lines, repeated_names
-from datablox.elements.join import FIELDS, dataset_record, join_fields, version_end
+from datablox.elements.join import (
+    FIELDS,
+    dataset_record,
+    join_fields,
+    row_problem,
+    version_end,
+)
 from datablox.errors import ParameterError, QueryError, QueryTimeout
 from datablox.ports import Param, push_in, push_out, query_out
 
@@ -45,8 +51,9 @@ class Enrichment(Source):
         watch (number, 0): seconds between checks for a changed file (or a different
             answer); each change is a new dataset version. 0 reads once.
 
-    Bad input: a row without the join fields, or a malformed line, goes to the
-    dead letters with its file and line. A missing file stops the element at start.
+    Bad input: a row without the join fields or with a list or map in one, or a
+    malformed line, goes to the dead letters with its file and line. A missing file
+    stops the element at start.
     """
 
     ports = (
@@ -122,23 +129,16 @@ class Enrichment(Source):
     def _send(self, rows: list[tuple[Any, dict[str, Any]]], skip: int) -> Iterator[Record]:
         n = 0
         for row, context in rows:
-            record = (
-                dataset_record(row, self.version, self.on, self.dataset_on)
-                if isinstance(row, dict)
-                else None
-            )
-            if record is None:
+            problem = row_problem(row, self.dataset_on)
+            if problem is not None:
                 if n >= skip:
-                    self.reject(row, self._no_fields(), **context)
+                    self.reject(row, problem, **context)
                 continue
             n += 1
             if n <= skip:
                 continue
             self.sent = n
-            yield record
-
-    def _no_fields(self) -> str:
-        return f"dataset row has no join field {', '.join(self.dataset_on)}"
+            yield dataset_record(row, self.version, self.on, self.dataset_on)
 
     def _read(self) -> tuple[list[tuple[Any, dict[str, Any]]], Any]:
         """The dataset's rows (with where each came from) and a stamp that changes with it."""
@@ -155,7 +155,8 @@ class Enrichment(Source):
             return [], stamp  # unchanged: not read again
         found: list[tuple[Any, dict[str, Any]]] = []
         if self.path.endswith(".csv"):
-            with open(self.path, newline="", encoding="utf-8") as fh:
+            # utf-8-sig: a byte order mark (as Excel writes) is not part of the first name
+            with open(self.path, newline="", encoding="utf-8-sig") as fh:
                 reader = csv.DictReader(fh)
                 repeated = repeated_names(list(reader.fieldnames or []))
                 if repeated:
@@ -192,7 +193,8 @@ class EnrichmentRows(Element):
         key (str or list, required): the stream's join field(s).
         dataset_key (str or list, required): the dataset's join field(s).
 
-    Bad input: a row without the join fields goes to the dead letters.
+    Bad input: a row without the join fields, or with a list or map in one, goes to
+    the dead letters.
     """
 
     ports = (push_in("rows", doc="dataset rows"), push_out("out", doc="tagged rows"))
@@ -207,15 +209,11 @@ class EnrichmentRows(Element):
     def on_batch(self, port: str, records: list[Record]) -> None:
         out = []
         for row in records:
-            record = (
-                dataset_record(row, 1, self.on, self.dataset_on) if isinstance(row, dict) else None
-            )
-            if record is None:
-                self.reject(
-                    row, f"dataset row has no join field {', '.join(self.dataset_on)}", port=port
-                )
+            problem = row_problem(row, self.dataset_on)
+            if problem is not None:
+                self.reject(row, problem, port=port)
                 continue
-            out.append(record)
+            out.append(dataset_record(row, 1, self.on, self.dataset_on))
         self.sent += len(out)
         self.emit_many(out)
 

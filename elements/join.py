@@ -58,15 +58,38 @@ def join_fields(value: Any, what: str) -> list[str]:
     return list(fields)
 
 
-def dataset_record(
-    row: dict[str, Any], version: int, on: list[str], dataset_on: list[str]
-) -> dict[str, Any] | None:
-    """A dataset row as sent to the JOIN: its join values under the stream's field names
-    (so it routes like the stream records it matches), the version and the row.
-    None when the row lacks a join field."""
+#: What a join value may be: a list or a map cannot be compared as a key.
+JOIN_VALUES = "join values are strings, numbers, booleans or null"
+
+
+def unjoinable(value: Any, fields: list[str]) -> str | None:
+    """Why the join value(s) ``value`` read from ``fields`` cannot be matched, or None."""
+    values = (value,) if len(fields) == 1 else value
+    for field, one in zip(fields, values):
+        if isinstance(one, (list, dict)):
+            return f"join field {field} holds a {type(one).__name__}; {JOIN_VALUES}"
+    return None
+
+
+def row_problem(row: Any, dataset_on: list[str]) -> str | None:
+    """Why a dataset row cannot be joined (it is no map, lacks a join field, or a join
+    field holds a list or a map), or None."""
+    if not isinstance(row, dict):
+        return f"dataset row is a {type(row).__name__}, not a map"
     values = key_value(row, dataset_on)
     if values is MISSING:
-        return None
+        return f"dataset row has no join field {', '.join(dataset_on)}"
+    problem = unjoinable(values, dataset_on)
+    return None if problem is None else f"dataset row's {problem}"
+
+
+def dataset_record(
+    row: dict[str, Any], version: int, on: list[str], dataset_on: list[str]
+) -> dict[str, Any]:
+    """A dataset row as sent to the JOIN: its join values under the stream's field names
+    (so it routes like the stream records it matches), the version and the row.
+    The row must have passed :func:`row_problem`."""
+    values = key_value(row, dataset_on)
     record: dict[str, Any] = {"version": version, "row": row}
     if len(on) == 1:
         record[on[0]] = values
@@ -261,8 +284,9 @@ class JoinMember(Element):
     here: those are enriched from a copy of the rows (and the version) current at
     the hand-over, kept until the stream's marker arrives (``read_only_inputs``).
 
-    Bad input: stream records still waiting when the stream ends with no dataset
-    version complete go to the dead letters.
+    Bad input: a stream record whose join field holds a list or a map (it can match
+    no row), and stream records still waiting when the stream ends with no dataset
+    version complete, go to the dead letters.
     """
 
     ports = (
@@ -292,6 +316,7 @@ class JoinMember(Element):
         #: stream records that came before any version was complete
         self.waiting: list[Record] = []
         self.unmatched = 0
+        self.reject = Rejects(self)
         #: partitions exported while stream records for them were still queued here:
         #: (partitions, the version then current, its rows of them), until released
         self.kept: list[tuple[frozenset[int], int, dict[Any, list[dict[str, Any]]]]] = []
@@ -366,7 +391,12 @@ class JoinMember(Element):
         out: list[Record] = []
         append = out.append
         for r in records:
-            rows = rows_of.get(r.get(field, MISSING) if field is not None else key_value(r, on))
+            value = r.get(field, MISSING) if field is not None else key_value(r, on)
+            try:
+                rows = rows_of.get(value)
+            except TypeError:  # a list or a map: no key (free until raised)
+                self.reject(r, unjoinable(value, on) or f"{JOIN_VALUES}", port="in")
+                continue
             if not rows:
                 if left:
                     append({**r, into: None if each else [], tag: version})

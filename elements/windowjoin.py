@@ -6,6 +6,7 @@ built-in group ``WindowJoin`` wires it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -57,8 +58,8 @@ class WindowJoinMember(Element):
         lateness (number, null): how far behind a record may be (default: ``window``).
         into (str, "match"): the field that receives the right record.
 
-    Bad input: a record without the join fields, or without a number in its time
-    field, goes to the dead letters.
+    Bad input: a record without the join fields, or without a finite number in its
+    time field, goes to the dead letters.
     """
 
     ports = (
@@ -98,9 +99,14 @@ class WindowJoinMember(Element):
             if isinstance(record, dict) and ROUTED in record:
                 record = record[ROUTED]  # routed by PREJOIN under the left side's names
             t = record.get(tfield) if isinstance(record, dict) else None
-            if key is MISSING or not isinstance(t, (int, float)) or isinstance(t, bool):
+            if (
+                key is MISSING
+                or not isinstance(t, (int, float))
+                or isinstance(t, bool)
+                or (isinstance(t, float) and not math.isfinite(t))
+            ):
                 self.reject(
-                    record, f"record has no join field or no number in '{tfield}'", port=port
+                    record, f"record has no join field or no finite number in '{tfield}'", port=port
                 )
                 continue
             p = partition_of(key)

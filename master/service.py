@@ -14,6 +14,7 @@ from datablox.caretaker.runs import module_files, package_files, write_files
 from datablox.master.checkpointing import Coordinator
 from datablox.master.classinfo import cheap_classes, min_members
 from datablox.master.cluster import Cluster
+from datablox.master.ending import RunEnding
 from datablox.master.nodeloss import NodeWatch
 from datablox.master.planner import NodeInfo, Plan, plan
 from datablox.master.runfolder import RunFolder
@@ -24,8 +25,6 @@ from datablox.runtime.checkpoints import CheckpointStore
 from datablox.security import KeyPair
 from datablox.shards.layout import Layout
 
-#: Seconds to wait for a process's last report after the care-taker saw it exit.
-FINAL_REPORT_WAIT = 5.0
 #: A care-taker stops a run's processes after this share of the heartbeat timeout
 #: without a word from the master: before the master restores them elsewhere.
 LEASE_SHARE = 0.6
@@ -38,7 +37,7 @@ class Display(Protocol):
     def stop(self) -> None: ...
 
 
-class Run(NodeWatch):
+class Run(NodeWatch, RunEnding):
     """One topology run on the master's nodes, from launch to the last exit."""
 
     def __init__(
@@ -112,6 +111,10 @@ class Run(NodeWatch):
         self.reports_due: float | None = None
         #: processes whose start failure they reported themselves
         self.failed_to_start: set[str] = set()
+        #: why the run must stop now (an element failed while the data flowed)
+        self.failing: str | None = None
+        #: processes that exited cleanly, and when, whose final report has not come yet
+        self.unreported_since: dict[str, float] = {}
         self.dispatcher = control.Dispatcher(
             {
                 "hello": self._on_hello,
@@ -227,27 +230,6 @@ class Run(NodeWatch):
             if not proc.exited:
                 self.to_process(proc.name, {"op": "stop"})
 
-    def final_reports_overdue(self) -> bool:
-        """True (once, with a problem noted) when exited processes never sent their last report.
-
-        A process sends its final counters before it exits, but the care-taker may
-        see the exit first; the report normally follows within milliseconds.
-        """
-        waiting = self.state.unreported()
-        if not waiting or not all(p.exited for p in self.state.processes.values()):
-            self.reports_due = None
-            return False
-        now = time.monotonic()
-        if self.reports_due is None:
-            self.reports_due = now + FINAL_REPORT_WAIT
-        if now < self.reports_due:
-            return False
-        self.state.problems.append(
-            f"no final report from {', '.join(waiting)} within {FINAL_REPORT_WAIT:.0f} s "
-            "of its exit; its last counters may be missing from the summary"
-        )
-        return True
-
     # ---- control messages from care-takers and element processes ---------------
     def handle(self, msg: dict[str, Any]) -> None:
         if msg.get("run", self.run_id) != self.run_id:
@@ -318,7 +300,8 @@ class Run(NodeWatch):
         who = msg.get("element")
         who = f"element '{who}'" if who and who != "*" else f"process {process}"
         if msg.get("stage") == "run":
-            # the rest of the topology goes on; the process's exit ends its connections
+            # the run has failed: once the process has exited (and its senders know to
+            # discard what they hold for it), the run stops
             elements = ", ".join(st.processes[process].elements)
             st.problems.append(f"{who} ({elements}) stopped: {msg['error']}")
         else:
@@ -425,6 +408,10 @@ class Run(NodeWatch):
     def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
         st = self.state
         kind, code = msg["kind"], int(msg["code"])
+        if kind == "finished" and not st.processes[process].reported:
+            self.unreported_since[process] = time.monotonic()
+        if kind == "crashed" and self.phase == "starting":
+            kind = "start_failed"  # it never started: say so, and fail now
         if (
             kind == "crashed"
             and self.phase in ("running", "recovering")
@@ -445,6 +432,8 @@ class Run(NodeWatch):
         commands = st.on_exit(process, kind, code, msg.get("log", ""))
         if kind not in ("finished", "killed"):
             self.display.log(f"process {process} {kind.replace('_', ' ')} (exit code {code})")
+            names = ", ".join(f"'{e}'" for e in st.processes[process].elements)
+            self.fail_now(f"element {names} failed ({kind.replace('_', ' ')})")
         if self.phase in ("starting", "recovering") and kind != "killed":
             # the topology cannot start without it: fail now, not at the timeout
             if process not in self.failed_to_start and kind == "start_failed":
@@ -513,10 +502,20 @@ class Run(NodeWatch):
                     msg = self.master.recv(0)
                 now = time.monotonic()
                 self.watch_nodes(now)
+                for target, command in self.silent_exits(now):
+                    if not self.state.processes[target].exited:
+                        self.to_process(target, command)
                 if self.phase == "running" and stop_at is None and self.dead_letters_over():
                     self.display.log(
                         f"stopping: more than {self.options.max_dead_letters:,} records went "
                         "to dead letters"
+                    )
+                    self.stop()
+                    stop_at = now
+                if self.phase == "running" and stop_at is None and self.failing:
+                    self.display.log(
+                        f"stopping: {self.failing}, so the run has failed; sources stop, "
+                        "queues drain, sinks flush"
                     )
                     self.stop()
                     stop_at = now
@@ -543,26 +542,6 @@ class Run(NodeWatch):
         result.shards = self.shards.summary()
         result.run_id, result.remote = self.run_id, not self.shared
         return result
-
-    def dead_letters_over(self) -> bool:
-        """True once, with the problem noted, when the dead letters pass ``max_dead_letters``."""
-        limit = self.options.max_dead_letters
-        problem = None if self.too_many_dead else self.state.over_dead_letter_limit(limit)
-        if problem is None:
-            return False
-        self.too_many_dead = True
-        self.state.problems.append(problem)
-        return True
-
-    def drain_overdue(self) -> None:
-        """A stop has drained for ``drain_timeout``: kill what is left, naming it."""
-        stuck = [name for name, view in self.state.elements.items() if not view.finished]
-        self.state.problems.append(
-            f"the stop did not drain within {self.options.drain_timeout:g} s: every element "
-            f"process was killed; unfinished: {', '.join(stuck)}"
-        )
-        self.display.log(f"the stop did not drain within {self.options.drain_timeout:g} s")
-        self.kill()
 
     def ask_checkpoint(self, now: float) -> None:
         checkpoint = self.checkpoints.due(now)

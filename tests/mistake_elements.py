@@ -239,3 +239,46 @@ class EmitsNotMaps(Element):
         self.emit([1, 2])
         self.emit(5)
         self.emit(record)
+
+
+class FailsAt(Element):
+    """Passes records on, and stops the run on purpose (ElementError) at id ``at``."""
+
+    ports = (push_in("in"), push_out("out"))
+    params = (Param("at", "int"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.at = params["at"]
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        if record["id"] == self.at:
+            raise ElementError(f"cannot go on at record {self.at}")
+        self.emit(record)
+
+
+class ExitsOnce(Element):
+    """Ends its process with ``os._exit(code)`` at id ``at``, once (``marker`` remembers)."""
+
+    ports = (push_in("in"), push_out("out"))
+    params = (Param("at", "int"), Param("code", "int"), Param("marker", "str"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.at, self.code, self.marker = params["at"], params["code"], params["marker"]
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        if record["id"] == self.at and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(self.code)
+        self.emit(record)
+
+
+class LeavesThread(Element):
+    """Starts a thread (not a daemon) that never ends, and passes records on."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        threading.Thread(target=threading.Event().wait, name="forever").start()
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit(record)

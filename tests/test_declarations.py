@@ -9,7 +9,7 @@ import pytest
 from conftest import TRACEBACK, console_script
 
 MODULE = """
-from datablox import Element, Param, push_in, push_out, query_in, query_out
+from datablox import Element, Param, Source, push_in, push_out, query_in, query_out
 
 
 class NoHandler(Element):
@@ -66,6 +66,48 @@ class Asker(Element):
 
     def on_record(self, port, record):
         self.ask("ask", record)
+
+
+class AsyncHook(Element):
+    ports = (push_in("in"),)
+
+    async def on_record(self, port, record):
+        pass
+
+
+class YieldingHook(Element):
+    ports = (push_in("in"),)
+
+    def on_batch(self, port, records):
+        yield from records
+
+
+class StartWithoutParams(Element):
+    ports = (push_in("in"),)
+
+    def on_start(self):
+        pass
+
+    def on_record(self, port, record):
+        pass
+
+
+class SourceOnOtherPort(Source):
+    ports = (push_out("data"),)
+
+    def generate(self):
+        yield {"a": 1}
+
+
+class SourceWithoutGenerate(Source):
+    ports = (push_out("out"),)
+
+
+class SourceReturningNothing(Source):
+    ports = (push_out("out"),)
+
+    def generate(self):
+        return None
 """
 
 
@@ -99,6 +141,19 @@ def check(folder: Path) -> subprocess.CompletedProcess[str]:
         ("SpacedPort", "declares port 'in put', a name a .topo file cannot spell"),
         ("ReservedPort", "declares port 'element', a reserved word of the .topo language"),
         ("PortsString", "declares ports = 'in'; it must be a tuple of Port"),
+        (
+            "AsyncHook",
+            "defines on_record with async def; the runtime calls it and does not await it",
+        ),
+        (
+            "YieldingHook",
+            "defines on_batch as a generator (it yields); the runtime calls it and runs none "
+            "of its body",
+        ),
+        (
+            "StartWithoutParams",
+            "defines on_start(self), but the runtime calls it as (self, params)",
+        ),
     ],
 )
 def test_a_class_whose_declarations_cannot_work_fails_check(
@@ -356,3 +411,43 @@ def test_a_function_module_that_ends_the_check_child_is_blamed_alone(tmp_path: P
     assert "module 'shape' has no 'reshap'\n --> t.topo:4:22" in done.stderr
     assert "parameter 'set.x' of Map: syntax error" in done.stderr
     assert done.stderr.count("error:") == 3, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("cls", "says"),
+    [
+        (
+            "SourceOnOtherPort",
+            "is a Source whose records go to source_port = 'out', which is not one of its "
+            "push out-ports (data): it would emit nothing",
+        ),
+        ("SourceWithoutGenerate", "is a Source but defines no generate()"),
+    ],
+)
+def test_a_source_that_could_emit_nothing_fails_check(tmp_path: Path, cls: str, says: str) -> None:
+    (tmp_path / "decl.py").write_text(MODULE)
+    (tmp_path / "t.topo").write_text(
+        f"topology t {{\n    element x = decl:{cls}()\n    element n = Count()\n    x -> n\n}}\n"
+    )
+    done = check(tmp_path)
+    assert done.returncode != 0, done.stderr
+    assert f"element class 'decl:{cls}' {says}" in done.stderr, done.stderr
+    assert "t.topo:2:" in done.stderr
+    assert not TRACEBACK.search(done.stderr)
+
+
+def test_a_generate_that_returns_nothing_is_a_start_error_naming_the_element(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "decl.py").write_text(MODULE)
+    (tmp_path / "t.topo").write_text(
+        "topology t {\n    element x = decl:SourceReturningNothing()\n"
+        "    element n = Count()\n    x -> n\n}\n"
+    )
+    done = master(tmp_path, "run", "t.topo", "--display", "plain")
+    assert done.returncode == 1, done.stderr
+    assert (
+        "error: element 'x' could not start: generate() returned NoneType, not an iterator "
+        "of records (write it as a generator: yield each record)" in done.stderr
+    ), done.stderr
+    assert not TRACEBACK.search(done.stderr)

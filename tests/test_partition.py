@@ -74,8 +74,8 @@ def test_partitions_agree_across_processes_with_different_hash_seeds() -> None:
         (-1, 42),
         (42, 136),
         (1.5, 186),
-        (True, 179),
-        (False, 52),
+        (True, 183),  # True == 1
+        (False, 33),  # False == 0
         (None, 241),
         (b"abc", 194),
         (("a", 1), 161),
@@ -92,6 +92,7 @@ def test_partitions_are_crc32_of_the_utf8_key_for_strings() -> None:
 
 def test_equal_keys_share_a_partition() -> None:
     assert partition_of(1) == partition_of(1.0)
+    assert partition_of(True) == partition_of(1) and partition_of(False) == partition_of(0)
     assert partition_of(0) == partition_of(-0.0)
     assert partition_of(10**20) == partition_of(1e20)
     assert partition_of(("a", 1)) == partition_of(["a", 1])

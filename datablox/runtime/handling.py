@@ -35,6 +35,15 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def named(exc: ElementError, element: str, port: str) -> ElementError:
+    """An ElementError raised in ``element``'s hook on ``port``, saying so (errors the
+    runtime raises, and those of a fused neighbour, name their element already)."""
+    text = str(exc)
+    if text.startswith("element '"):
+        return exc
+    return ElementError(f"element '{element}' port '{port}': {text}")
+
+
 def loud(count: int) -> str | None:
     """Whether the ``count``-th error of one element is logged: the suffix to log it with.
 
@@ -218,15 +227,15 @@ class Handler:
                 for record in records:
                     try:
                         on_record(port, record)
-                    except ElementError:
-                        raise
+                    except ElementError as exc:
+                        raise named(exc, element.name, port) from None
                     except Exception as exc:
                         self._failed(port, record, exc)
             else:
                 try:
                     element.on_batch(port, records)
-                except ElementError:
-                    raise
+                except ElementError as exc:
+                    raise named(exc, element.name, port) from None
                 except Exception as exc:
                     for record in records:
                         self._failed(port, record, exc)
@@ -241,8 +250,8 @@ class Handler:
             answer = self.element.on_query(port, request)
             self.ctx.flush()
             return True, answer
-        except ElementError:
-            raise
+        except ElementError as exc:
+            raise named(exc, self.element.name, port) from None
         except Exception as exc:
             text = error_text(exc)
             self._log(self.element.name, f"error answering query on port '{port}': {text}")

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import zmq
@@ -37,14 +37,16 @@ from datablox.runtime.shardlink import ShardLink
 from datablox.runtime.sources import pump, resume
 from datablox.runtime.wiring import bind_inputs, connect_outputs
 
+# The runtime's own exit codes lie apart from the small ones an element's code (or a
+# library it calls) may pass to os._exit: such an exit is a crash, restarted as one.
 #: Exit code of a process whose elements could not start; it is not restarted.
-EXIT_START_FAILED = 3
+EXIT_START_FAILED = 83
 #: Exit code of a process whose care-taker (or master, when embedded) went away.
-EXIT_ORPHANED = 4
+EXIT_ORPHANED = 84
 #: Exit code after a mistake in an element's use of datablox (e.g. emitting on a
 #: port it does not have), or an ElementError raised on purpose: a restart
 #: would only repeat it.
-EXIT_ELEMENT_ERROR = 5
+EXIT_ELEMENT_ERROR = 85
 #: Exit code after an element's code called ``sys.exit`` while the data flowed: a
 #: crash like any other (the run is restored from its last checkpoint).
 EXIT_ELEMENT_EXITED = 70
@@ -178,11 +180,7 @@ class ProcessRuntime(EventLoop):
             if hosted.is_source and not hosted.outputs_ended:
                 element = hosted.element
                 assert isinstance(element, Source)
-                hosted.gen = iter(
-                    element.generate_batches(self.batch_size)
-                    if hosted.batched
-                    else element.generate()
-                )
+                hosted.gen = self.generator(hosted, element)
                 if hosted.skip:
                     # skipping re-runs generate(): what it dead-letters on the way was
                     # dead-lettered before the checkpoint already
@@ -191,6 +189,25 @@ class ProcessRuntime(EventLoop):
                     resume(hosted, hosted.skip, self.log)
                     ctx.dead_count, handler.errors = kept[0], kept[1]
                     self.dead.truncate(hosted.name, kept[2])
+
+    def generator(self, hosted: Hosted, element: Source) -> Any:
+        """The source's records (or lists of them), as the runtime pulls them."""
+        hook = "generate_batches" if hosted.batched else "generate"
+        previous = self.clock.enter(hosted.handler.work)
+        try:
+            made = getattr(element, hook)(self.batch_size) if hosted.batched else element.generate()
+        except Exception as exc:
+            raise StartFailed(hosted.name, f"{hook}() failed: {error_text(exc)}") from None
+        finally:
+            self.clock.leave(previous)
+        try:
+            return iter(made)
+        except TypeError:
+            raise StartFailed(
+                hosted.name,
+                f"{hook}() returned {type(made).__name__}, not an iterator of records "
+                "(write it as a generator: yield each record)",
+            ) from None
 
     def restore(self, hosted: Hosted) -> None:
         """Restore ``hosted`` from the checkpoint the spec names, if any."""
@@ -240,6 +257,8 @@ class ProcessRuntime(EventLoop):
                 for i, link in enumerate(out.links):
                     if isinstance(link, RemoteLink) and link.conn_id in conns:
                         link.abandoned = True
+                        # what it holds can never be delivered: the exit must not wait for it
+                        link.sock.setsockopt(zmq.LINGER, 0)
                         dropping = DroppingLink(link.conn_id, link.sent, len(link.buf))
                         out.links[i] = dropping
                         self.links[self.links.index(link)] = dropping
@@ -472,5 +491,27 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ELEMENT_ERROR
 
 
+def leftover_threads() -> str:
+    """The names of threads an element started and left running (they would keep the
+    process alive after its elements have finished)."""
+    return ", ".join(
+        t.name
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and t.is_alive() and not t.daemon
+    )
+
+
+def exit_now(code: int) -> NoReturn:
+    """Leave without waiting for threads an element's code left running."""
+    left = leftover_threads()
+    if left and code == 0:
+        print(
+            f"note: threads an element started were still running at exit: {left}", file=sys.stderr
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -1,0 +1,101 @@
+"""How a run ends when it does not simply finish, for ``Run``: an element that failed while
+the data flowed, a process gone without its last report, too many dead letters, a stop
+that does not drain."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from datablox.master.runopts import RunOptions
+from datablox.master.state import Command, RunState
+
+if TYPE_CHECKING:
+    from datablox.master.service import Display
+
+#: Seconds to wait for a process's last report after the care-taker saw it exit.
+FINAL_REPORT_WAIT = 5.0
+
+
+class RunEnding:
+    """The watchdogs of a run's end, for ``Run``."""
+
+    state: RunState
+    options: RunOptions
+    display: Display
+    phase: str
+    reports_due: float | None
+    too_many_dead: bool
+    failing: str | None
+    unreported_since: dict[str, float]
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
+        raise NotImplementedError
+
+    def final_reports_overdue(self) -> bool:
+        """True (once, with a problem noted) when exited processes never sent their last report.
+
+        A process sends its final counters before it exits, but the care-taker may
+        see the exit first; the report normally follows within milliseconds.
+        """
+        waiting = self.state.unreported()
+        if not waiting or not all(p.exited for p in self.state.processes.values()):
+            self.reports_due = None
+            return False
+        now = time.monotonic()
+        if self.reports_due is None:
+            self.reports_due = now + FINAL_REPORT_WAIT
+        if now < self.reports_due:
+            return False
+        self.state.problems.append(
+            f"no final report from {', '.join(waiting)} within {FINAL_REPORT_WAIT:.0f} s "
+            "of its exit; its last counters may be missing from the summary"
+        )
+        return True
+
+    def fail_now(self, why: str) -> None:
+        """The run has failed while the data flows: stop it (the loop does)."""
+        if self.phase == "running" and not self.state.stopping and self.failing is None:
+            self.failing = why
+
+    def silent_exits(self, now: float) -> list[Command]:
+        """A process that exited cleanly but never sent its final report (its element's
+        code called ``os._exit(0)``) crashed: its outputs would otherwise never end."""
+        commands: list[Command] = []
+        for process, at in list(self.unreported_since.items()):
+            proc = self.state.processes[process]
+            if proc.reported or proc.exited != "finished":
+                del self.unreported_since[process]
+            elif now - at > FINAL_REPORT_WAIT and not all(
+                p.exited for p in self.state.processes.values()
+            ):
+                del self.unreported_since[process]
+                proc.exited = None
+                log = "its process exited with code 0 before its elements had finished"
+                commands += self._on_exited({"kind": "crashed", "code": 0, "log": log}, process)
+        return commands
+
+    def dead_letters_over(self) -> bool:
+        """True once, with the problem noted, when the dead letters pass ``max_dead_letters``."""
+        limit = self.options.max_dead_letters
+        problem = None if self.too_many_dead else self.state.over_dead_letter_limit(limit)
+        if problem is None:
+            return False
+        self.too_many_dead = True
+        self.state.problems.append(problem)
+        return True
+
+    def drain_overdue(self) -> None:
+        """A stop has drained for ``drain_timeout``: kill what is left, naming it."""
+        stuck = [name for name, view in self.state.elements.items() if not view.finished]
+        # elements that finished in processes that did not exit (a thread left running)
+        stuck = stuck or [name for name, p in self.state.processes.items() if not p.exited]
+        self.state.problems.append(
+            f"the stop did not drain within {self.options.drain_timeout:g} s: every element "
+            f"process was killed; unfinished: {', '.join(stuck)}"
+        )
+        self.display.log(f"the stop did not drain within {self.options.drain_timeout:g} s")
+        self.kill()

@@ -1,0 +1,72 @@
+"""Runs whose elements fail or end their processes while the data flows: the run stops
+at once or recovers, and never waits on sources that go on into connections that discard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import TRACEBACK
+from test_hostile_runs import run_cli, topo
+
+
+def ids(path: Path) -> list[int]:
+    return [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+def test_an_element_error_stops_an_endless_run_at_once(tmp_path: Path, fusion: str) -> None:
+    """The source never ends by itself: only the stop the failure asks for ends the run."""
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=null, rate=5000)\n"
+        "    element x = mistake_elements:FailsAt(at=2000)\n"
+        '    element out = JsonLinesSink(path="out.jsonl")\n'
+        "    src -> x -> out",
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", fusion, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "element 'x' port 'in': cannot go on at record 2000" in done.stderr, done.stderr
+    assert not TRACEBACK.search(done.stderr)
+    if fusion == "off":
+        assert "stopping: element 'x' failed (element error), so the run has failed" in (
+            done.stdout + done.stderr
+        )
+        got = ids(tmp_path / "out.jsonl")
+        # what x had emitted but not yet sent when it raised is not delivered
+        assert got == list(range(len(got))) and 1000 < len(got) <= 2000, "a clean prefix"
+
+
+@pytest.mark.parametrize("code", [0, 3, 5])
+def test_an_element_that_ends_its_process_mid_run_is_a_crash_and_is_restored(
+    tmp_path: Path, code: int
+) -> None:
+    """Exit 0 without finishing (before: a run that never ended) and the small codes the
+    runtime once used for itself (before: a start failure, not restarted)."""
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=4000, rate=4000)\n"
+        "    element x = mistake_elements:ExitsOnce("
+        f'at=3000, code={code}, marker="{tmp_path / "exited"}")\n'
+        '    element out = JsonLinesSink(path="out.jsonl")\n'
+        "    src -> x -> out",
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", "off", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "exited").exists()
+    assert f"died with exit code {code} (restart 1/3)" in done.stdout + done.stderr
+    assert ids(tmp_path / "out.jsonl") == list(range(4000)), "each record once, in order"
+
+
+def test_a_thread_an_element_leaves_running_does_not_keep_the_run_alive(tmp_path: Path) -> None:
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=100)\n"
+        "    element x = mistake_elements:LeavesThread()\n"
+        '    element out = JsonLinesSink(path="out.jsonl")\n'
+        "    src -> x -> out",
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", "off", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert ids(tmp_path / "out.jsonl") == list(range(100))
