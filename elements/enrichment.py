@@ -23,11 +23,12 @@ from datablox.elements.join import (
     FIELDS,
     dataset_record,
     join_fields,
+    pairing_problem,
     row_problem,
     version_end,
 )
 from datablox.errors import ParameterError, QueryError, QueryTimeout
-from datablox.ports import Param, push_in, push_out, query_out
+from datablox.ports import Param, ParamProblem, push_in, push_out, query_out
 
 __all__ = ["Enrichment", "EnrichmentRows"]
 
@@ -68,6 +69,12 @@ class Enrichment(Source):
         Param("dataset_key", "any", doc="the dataset's join field, or a list of them"),
         Param("watch", "number", 0.0, doc="seconds between checks for a new version; 0: once"),
     )
+
+    @staticmethod
+    def check_params(params: dict[str, Any]) -> list[ParamProblem]:
+        return pairing_problem(
+            params, "key", "dataset_key", "give dataset_key one field for each field of key"
+        )
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.source = params["source"]

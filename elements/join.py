@@ -28,7 +28,7 @@ from datablox.element import MISSING, Element, Record, key_value
 from datablox.elements._support import Rejects
 from datablox.errors import ParameterError
 from datablox.partition import KeyIndex, partition_of
-from datablox.ports import Param, Port, push_in, push_out, query_in
+from datablox.ports import Param, ParamProblem, Port, push_in, push_out, query_in
 
 __all__ = [
     "JoinMember",
@@ -81,6 +81,26 @@ def row_problem(row: Any, dataset_on: list[str]) -> str | None:
         return f"dataset row has no join field {', '.join(dataset_on)}"
     problem = unjoinable(values, dataset_on)
     return None if problem is None else f"dataset row's {problem}"
+
+
+def pairing_problem(
+    params: dict[str, Any], first: str, second: str, hint: str, how: str = "compared pairwise"
+) -> list[ParamProblem]:
+    """Two field-list parameters paired field by field must name as many fields (check)."""
+    try:
+        a = join_fields(params.get(first), first)
+        b = join_fields(params.get(second), second)
+    except ParameterError as exc:
+        return [ParamProblem(exc.param or first, str(exc))]
+    if len(a) == len(b):
+        return []
+    return [
+        ParamProblem(
+            second,
+            f"{first} has {len(a)} field(s) and {second} {len(b)}; they are {how}",
+            hint,
+        )
+    ]
 
 
 def dataset_record(
@@ -141,6 +161,19 @@ class PreJoin(Element):
         ),
     )
     plain_records = True
+
+    @staticmethod
+    def check_params(params: dict[str, Any]) -> list[ParamProblem]:
+        if params.get("route_as") is None or params.get("key") is None:
+            return []
+        return pairing_problem(
+            params,
+            "key",
+            "route_as",
+            "in WindowJoin, right_key must name as many fields as key: the right stream's "
+            "fields, one for each of key's",
+            "paired field by field",
+        )
 
     def on_start(self, params: dict[str, Any]) -> None:
         self.on = join_fields(_routing_key(params), "key")

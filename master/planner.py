@@ -44,11 +44,23 @@ class Plan:
         return {e: p.name for p in self.processes for e in p.elements}
 
 
+#: The most elements fusion puts into one chain: a fused chain hands each batch on by
+#: direct calls, about ten Python frames per element, and Python's stack stops at 1,000
+#: (a longer chain runs as several processes).
+MAX_FUSED_CHAIN = 40
+
+
 class _Groups:
     """Union-find over element names."""
 
     def __init__(self, names: Sequence[str]) -> None:
         self.parent = {n: n for n in names}
+        self.size = dict.fromkeys(names, 1)
+
+    def chain(self, a: str, b: str) -> None:
+        """Fuse a chain edge, unless the group would pass MAX_FUSED_CHAIN elements."""
+        if self.size[self.find(a)] + self.size[self.find(b)] <= MAX_FUSED_CHAIN:
+            self.union(a, b)
 
     def find(self, n: str) -> str:
         while self.parent[n] != n:
@@ -60,6 +72,7 @@ class _Groups:
         ra, rb = self.find(a), self.find(b)
         if ra != rb:
             self.parent[rb] = ra
+            self.size[ra] += self.size[rb]
 
     def groups(self, order: Sequence[str]) -> list[list[str]]:
         out: dict[str, list[str]] = {}
@@ -206,7 +219,7 @@ def plan(
             wanted = fusion == "max" or cheap.get(b, False)
             apart = pins[a] and pins[b] and pins[a] != pins[b]
             if wanted and not apart and a not in sharded and b not in sharded:
-                intent.union(a, b)
+                intent.chain(a, b)
     node_of, notices, reasons = place_nodes(
         tradecraft, nodes, embedded, load, [g for g in intent.groups(names) if len(g) > 1]
     )
@@ -229,7 +242,7 @@ def plan(
                 groups.union(members[0], other)
         for a, b in edges:
             if fusion == "max" or cheap.get(b, False):
-                groups.union(a, b)
+                groups.chain(a, b)
         if fusion == "auto":
             slots = {n.name: n.slots for n in nodes}
             for a, b in edges:
@@ -237,7 +250,7 @@ def plan(
                 for g in groups.groups(names):
                     per_node[node_of[g[0]]] = per_node.get(node_of[g[0]], 0) + 1
                 if per_node.get(node_of[a], 0) > slots[node_of[a]]:
-                    groups.union(a, b)
+                    groups.chain(a, b)
     processes = [
         ProcessPlan(process_name(i, g[0]), node_of[g[0]], g)
         for i, g in enumerate(groups.groups(names))

@@ -111,6 +111,8 @@ class Run(NodeWatch, RunEnding):
         self.reports_due: float | None = None
         #: processes whose start failure they reported themselves
         self.failed_to_start: set[str] = set()
+        #: processes whose start failed in a restore, and why (their exit is a crash)
+        self.failed_restores: dict[str, str] = {}
         #: why the run must stop now (an element failed while the data flowed)
         self.failing: str | None = None
         #: processes that exited cleanly, and when, whose final report has not come yet
@@ -304,6 +306,10 @@ class Run(NodeWatch, RunEnding):
             # discard what they hold for it), the run stops
             elements = ", ".join(st.processes[process].elements)
             st.problems.append(f"{who} ({elements}) stopped: {msg['error']}")
+        elif self.phase == "recovering":
+            # a restore's start may fail for a passing reason (a service still down): the
+            # exit that follows counts as a crash, restored again up to --max-restarts
+            self.failed_restores[process] = f"{who} could not start again: {msg['error']}"
         else:
             st.problems.append(f"{who} could not start: {msg['error']}")
             self.failed_to_start.add(process)
@@ -412,6 +418,9 @@ class Run(NodeWatch, RunEnding):
             self.unreported_since[process] = time.monotonic()
         if kind == "crashed" and self.phase == "starting":
             kind = "start_failed"  # it never started: say so, and fail now
+        failed_restore = self.failed_restores.pop(process, None)
+        if kind == "start_failed" and self.phase == "recovering":
+            kind = "crashed"  # its message saying why may come after its exit
         if (
             kind == "crashed"
             and self.phase in ("running", "recovering")
@@ -422,14 +431,14 @@ class Run(NodeWatch, RunEnding):
             if st.processes[process].restarts < self.options.max_restarts:
                 st.processes[process].restarts += 1
                 elements = ", ".join(st.processes[process].elements)
+                how = failed_restore or f"process {process} ({elements}) died with exit code {code}"
                 self.restore(
-                    f"process {process} ({elements}) died with exit code {code} (restart "
-                    f"{st.processes[process].restarts}/{self.options.max_restarts})"
+                    f"{how} (restart {st.processes[process].restarts}/{self.options.max_restarts})"
                 )
                 return []
             kind = "gave_up"
             self.kill()
-        commands = st.on_exit(process, kind, code, msg.get("log", ""))
+        commands = st.on_exit(process, kind, code, failed_restore or msg.get("log", ""))
         if kind not in ("finished", "killed"):
             self.display.log(f"process {process} {kind.replace('_', ' ')} (exit code {code})")
             names = ", ".join(f"'{e}'" for e in st.processes[process].elements)

@@ -466,8 +466,14 @@ class ShardController:
         for c in st.connections:
             if c["to"]["element"] == member and c.get("to_shard"):
                 by_process.setdefault(st.process_of[c["from"]["element"]], []).append(c)
+        gone = []
         for process, conns in by_process.items():
+            if st.processes[process].exited:
+                # it ended before it could learn of the member: it sends it nothing
+                gone += [c["id"] for c in conns if c["kind"] == "push"]
             self.send(process, {"op": "shard_add", "conns": conns, "endpoints": endpoints})
+        if gone:
+            self.send(st.process_of[member], {"op": "ended", "conns": gone})
 
     def disconnect(self, name: str, member_number: int) -> None:
         """End the links into a member that owns nothing any more; it finishes."""

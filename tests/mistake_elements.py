@@ -282,3 +282,40 @@ class LeavesThread(Element):
 
     def on_record(self, port: str, record: dict[str, Any]) -> None:
         self.emit(record)
+
+
+class StartFailsOnceAfter(Element):
+    """Passes records on; its ``on_start`` raises once, the first time it starts after
+    ``marker`` exists (a restore meeting a service that is down for a moment)."""
+
+    ports = (push_in("in"), push_out("out"))
+    params = (Param("marker", "str"), Param("done", "str"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        if os.path.exists(params["marker"]) and not os.path.exists(params["done"]):
+            open(params["done"], "w").close()
+            raise RuntimeError("the service is down for a moment")
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit(record)
+
+
+class AsksAtStart(Element):
+    """Asks its query port in ``on_start`` (not allowed: nobody answers yet)."""
+
+    ports = (push_in("in"), push_out("out"), query_out("ask"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.first = self.ask({"n": 1})
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit(record)
+
+
+class EmitsToMinusOne(Element):
+    """Emits each record to connection -1 of ``out``."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit_to(-1, record)

@@ -70,3 +70,65 @@ def test_a_thread_an_element_leaves_running_does_not_keep_the_run_alive(tmp_path
     done = run_cli(tmp_path, "t.topo", "--fusion", "off", timeout=60)
     assert done.returncode == 0, done.stderr
     assert ids(tmp_path / "out.jsonl") == list(range(100))
+
+
+def test_a_start_that_fails_during_a_restore_is_restored_again(tmp_path: Path) -> None:
+    """Before: an exception in on_start while restoring failed the run at once, though a
+    crash in the same place was restored again."""
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=4000, rate=4000)\n"
+        "    element x = mistake_elements:ExitsOnce("
+        f'at=3000, code=1, marker="{tmp_path / "exited"}")\n'
+        "    element y = mistake_elements:StartFailsOnceAfter("
+        f'marker="{tmp_path / "exited"}", done="{tmp_path / "failed"}")\n'
+        '    element out = JsonLinesSink(path="out.jsonl")\n'
+        "    src -> x -> y -> out",
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", "off", timeout=120)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    assert "process p1-x (x) died with exit code 1 (restart 1/3)" in said, said
+    # y's own message says why, unless its exit reaches the master first
+    assert (
+        "element 'y' could not start again: RuntimeError: the service is down for a moment "
+        "(restart 1/3)"
+        in said
+        or "process p2-y (y) died with exit code 83 (restart 1/3)" in said
+    ), said
+    assert ids(tmp_path / "out.jsonl") == list(range(4000)), "each record once, in order"
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+def test_an_ask_in_on_start_is_a_start_error_that_says_why(tmp_path: Path, fusion: str) -> None:
+    """Before: it waited out the ask's timeout (or the start-up timeout, naming nobody)."""
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=10)\n"
+        "    element a = mistake_elements:AsksAtStart()\n"
+        "    element d = mistake_elements:Doubler()\n"
+        "    element out = Count()\n"
+        "    src -> a -> out\n    a.ask ?> d.get",
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", fusion, "--startup-timeout", "5")
+    assert done.returncode == 1, done.stderr
+    assert (
+        "element 'a' could not start: element 'a' asked on 'ask' in on_start, before the "
+        "other elements answer queries" in done.stderr
+    ), done.stderr
+    assert not TRACEBACK.search(done.stderr)
+
+
+def test_emit_to_a_negative_connection_is_an_error_not_the_last_one(tmp_path: Path) -> None:
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=10)\n"
+        "    element a = mistake_elements:EmitsToMinusOne()\n"
+        "    element out = Count()\n"
+        "    src -> a -> out",
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", "off")
+    assert done.returncode == 1, done.stderr
+    assert "element 'a' emitted to connection -1 of 'out', which has 1 connection(s)" in (
+        done.stderr
+    ), done.stderr

@@ -5,11 +5,13 @@ in every fusion mode and with every codec."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from conftest import console_script
 from test_hostile_runs import run_cli, topo
 
 STREAM = 3000
@@ -147,3 +149,43 @@ def test_a_non_finite_event_time_is_one_dead_letter_with_every_codec(
     assert read_lines(tmp_path / "late.jsonl") == []
     dead = dead_letters(tmp_path / "rd")
     assert [d["record"]["id"] for d in dead] == [150], dead
+
+
+@pytest.mark.parametrize(
+    ("element", "says", "column"),
+    [
+        (
+            'Join(key="key", dataset_key=["code", "x"], path="ds.jsonl")',
+            "error: key has 1 field(s) and dataset_key 2; they are compared pairwise",
+            45,
+        ),
+        (
+            'WindowJoin(key=["key", "id"], time="ts", window=0.2, right_key="key")',
+            "error: key has 1 field(s) and route_as 2; they are paired field by field",
+            32,
+        ),
+    ],
+)
+def test_join_fields_that_cannot_pair_fail_check_at_the_users_value(
+    tmp_path: Path, element: str, says: str, column: int
+) -> None:
+    """Before: check said ok and the run failed at start, naming no place in the .topo."""
+    write_lines(tmp_path / "ds.jsonl", [{"code": "k0", "x": 1}])
+    wires = "a -> j -> out" if element.startswith("Join") else "a -> j.left\n    j.out -> out"
+    topo(
+        tmp_path / "t.topo",
+        "    element a = Generate(count=10)\n"
+        f"    element j = {element}\n"
+        "    element out = Count()\n"
+        f"    {wires}",
+    )
+    done = subprocess.run(
+        [console_script("datablox-master"), "check", "t.topo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr, done.stderr
+    assert f"t.topo:3:{column}" in done.stderr, done.stderr

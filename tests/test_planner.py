@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from datablox.errors import DatabloxError
 from datablox.master.planner import (
+    MAX_FUSED_CHAIN,
     FusionMode,
     NodeInfo,
     Plan,
@@ -110,6 +112,18 @@ def test_fusion_max_fuses_every_chain_and_nothing_else() -> None:
 
 def test_fusion_max_fuses_a_whole_linear_chain_into_one_process() -> None:
     assert groups(plan(CHAIN, LOCAL, "max")) == [["a", "b", "c", "d"]]
+
+
+@pytest.mark.parametrize("fusion", ["max", "auto"])
+def test_a_chain_longer_than_the_fused_limit_runs_as_several_processes(
+    fusion: FusionMode,
+) -> None:
+    """A chain of 300 cheap Maps fused whole overflowed Python's stack and lost batches."""
+    names = [f"m{i}" for i in range(300)]
+    chain = topo(names, [f"{a}>{b}" for a, b in itertools.pairwise(names)])
+    found = groups(plan(chain, LOCAL, fusion, cheap=dict.fromkeys(names, True)))
+    assert [len(g) for g in found] == [MAX_FUSED_CHAIN] * 7 + [20]
+    assert [e for g in found for e in g] == names, "consecutive pieces of the chain"
 
 
 def test_fusion_auto_without_cheap_elements_or_slot_pressure_fuses_nothing() -> None:

@@ -79,6 +79,8 @@ class ElementContext:
         self.element = element
         self.outputs = outputs
         self.askers = askers
+        #: inside on_start: the other elements may not answer yet
+        self.starting = False
         self._dead = dead_letters
         self._log = log
         self._wait = wait or time.sleep
@@ -136,6 +138,8 @@ class ElementContext:
     def emit_to(self, port: str, index: int, record: Any) -> None:
         out = self._out(port)
         try:
+            if index < 0:
+                raise IndexError(index)  # not Python's count from the end
             link = out.links[index]
         except IndexError:
             raise ElementError(
@@ -163,6 +167,12 @@ class ElementContext:
         return len(self._out(port).links)
 
     def ask_async(self, port: str, request: Any) -> Any:
+        if self.starting:
+            raise ElementError(
+                f"element '{self.element}' asked on '{port}' in on_start, before the other "
+                "elements answer queries; ask once the records flow (in on_record, or on "
+                "the first record)"
+            )
         try:
             asker = self.askers[port]
         except KeyError:

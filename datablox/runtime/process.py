@@ -163,11 +163,15 @@ class ProcessRuntime(EventLoop):
     def start_elements(self) -> None:
         for hosted in self.hosted.values():
             previous = self.clock.enter(hosted.handler.work)
+            hosted.ctx.starting = True
             try:
                 hosted.element.on_start(hosted.spec["values"])
+            except ElementError as exc:
+                raise StartFailed(hosted.name, str(exc)) from None
             except Exception as exc:
                 raise StartFailed(hosted.name, error_text(exc)) from None
             finally:
+                hosted.ctx.starting = False
                 self.clock.leave(previous)
             if self.spec.get("restore"):
                 self.restore(hosted)
