@@ -195,8 +195,11 @@ class ShardController:
 
     def step(self) -> None:
         """Resume the operation while what it waits for holds."""
-        while self.op is not None and (self.waiting is None or self.waiting()):
+        while self.op is not None:
             try:
+                # what it waits for may itself find the change impossible (a member ended)
+                if self.waiting is not None and not self.waiting():
+                    return
                 self.waiting = next(self.op)
             except StopIteration:
                 self.op = self.waiting = None
@@ -241,6 +244,16 @@ class ShardController:
         for target, conns in by_process.items():
             self.send(target, {"op": "add_inputs", "conns": conns})
         self.run.to_process(process, st.wire_message(process))
+        gone = [
+            c["id"]
+            for target, conns in by_process.items()
+            if st.processes[target].exited
+            for c in conns
+            if c["kind"] == "push"
+        ]
+        if gone:
+            # receivers that ended already: what it would send them could never arrive
+            self.run.to_process(process, {"op": "abandon", "conns": gone})
         return True
 
     # ---- sending -----------------------------------------------------------------
