@@ -1,6 +1,7 @@
-"""How a run ends when it does not simply finish, for ``Run``: an element that failed while
-the data flowed, a process gone without its last report, too many dead letters, a stop
-that does not drain."""
+"""How a run ends when it does not simply finish: an element failed, a report never came.
+
+Also too many dead letters, and a stop that does not drain.
+"""
 
 from __future__ import annotations
 

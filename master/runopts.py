@@ -23,6 +23,12 @@ def cli_flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+#: The largest value of a whole-number option: a count within 64 bits (the control
+#: messages carry it), and sizes that ZeroMQ and memory can take.
+LARGEST_COUNT = 2**62
+LARGEST = {"batch_size": 1_000_000, "hwm": 1_000_000, "slots": 4096, "max_processes": 4096}
+
+
 @dataclass
 class RunOptions:
     """How to run a topology (every field has a CLI option of the same name)."""
@@ -81,6 +87,9 @@ class RunOptions:
                 raise RunError(
                     f"{spell(name)} must be a whole number of at least {least}, got {value!r}"
                 )
+            most = LARGEST.get(name, LARGEST_COUNT)
+            if value > most:
+                raise RunError(f"{spell(name)} must be at most {most:,}, got {value:,}")
         for name, positive in (
             ("flush_ms", False),
             ("startup_timeout", True),

@@ -194,6 +194,9 @@ def test_a_start_failure_ends_the_run_at_once_naming_the_element(
         ("max_restarts", -1, "max_restarts= must be a whole number of at least 0, got -1"),
         ("hwm", -1, "hwm= must be a whole number of at least 1, got -1"),
         ("startup_timeout", 0, "startup_timeout= must be more than 0, got 0"),
+        ("batch_size", 2**70, f"batch_size= must be at most 1,000,000, got {2**70:,}"),
+        ("hwm", 10**10, "hwm= must be at most 1,000,000, got 10,000,000,000"),
+        ("max_restarts", 2**64, f"max_restarts= must be at most {2**62:,}, got {2**64:,}"),
     ],
 )
 def test_options_are_checked_before_anything_starts(

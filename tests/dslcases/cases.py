@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from datablox.element import Element, Source
@@ -18,7 +19,14 @@ class Declared(Element):
         raise NotImplementedError
 
 
-class Gen(Source):
+class Generating(Source):
+    """The generator every source needs, which the checker requires; never called here."""
+
+    def generate(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+
+class Gen(Generating):
     """A source with parameters of every type."""
 
     ports = (push_out("out", {"x": "int", "name": "str"}),)
@@ -32,7 +40,7 @@ class Gen(Source):
     )
 
 
-class Src(Source):
+class Src(Generating):
     """A source of records with an int field x."""
 
     ports = (push_out("out", {"x": "int", "name": "str"}),)
