@@ -90,7 +90,7 @@ class RunError(DatabloxError):
 
 
 class ElementError(DatabloxError):
-    """Stops the element that raised it (not restarted) and fails the run.
+    """Stops the element that raised it (not restarted) and the run, which fails.
 
     The runtime raises it when an element misuses its services (emitting on a
     port it does not have). Element code raises it on purpose when an error
@@ -100,6 +100,9 @@ class ElementError(DatabloxError):
     ``QueryError`` and ``QueryTimeout`` from ``ask``, sends that record to the
     dead letters and the element goes on.
     """
+
+    #: the element whose hook raised it, once the runtime knows
+    element: str | None = None
 
 
 class ExpressionError(DatabloxError):

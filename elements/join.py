@@ -84,9 +84,15 @@ def row_problem(row: Any, dataset_on: list[str]) -> str | None:
 
 
 def pairing_problem(
-    params: dict[str, Any], first: str, second: str, hint: str, how: str = "compared pairwise"
+    params: dict[str, Any],
+    first: str,
+    second: str,
+    hint: str,
+    how: str = "compared pairwise",
+    shown: tuple[str, str] | None = None,
 ) -> list[ParamProblem]:
-    """Two field-list parameters paired field by field must name as many fields (check)."""
+    """Two field-list parameters paired field by field must name as many fields (check).
+    ``shown``: how to call them in the message (a group passes its own names)."""
     try:
         a = join_fields(params.get(first), first)
         b = join_fields(params.get(second), second)
@@ -94,11 +100,10 @@ def pairing_problem(
         return [ParamProblem(exc.param or first, str(exc))]
     if len(a) == len(b):
         return []
+    one, two = shown or (first, second)
     return [
         ParamProblem(
-            second,
-            f"{first} has {len(a)} field(s) and {second} {len(b)}; they are {how}",
-            hint,
+            second, f"{one} has {len(a)} field(s) and {two} {len(b)}; they are {how}", hint
         )
     ]
 
@@ -173,6 +178,7 @@ class PreJoin(Element):
             "in WindowJoin, right_key must name as many fields as key: the right stream's "
             "fields, one for each of key's",
             "paired field by field",
+            ("key (in WindowJoin: right_key)", "route_as (in WindowJoin: key)"),
         )
 
     def on_start(self, params: dict[str, Any]) -> None:
@@ -428,7 +434,7 @@ class JoinMember(Element):
             try:
                 rows = rows_of.get(value)
             except TypeError:  # a list or a map: no key (free until raised)
-                self.reject(r, unjoinable(value, on) or f"{JOIN_VALUES}", port="in")
+                self.reject(r, unjoinable(value, on) or JOIN_VALUES, port="in")
                 continue
             if not rows:
                 if left:

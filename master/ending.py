@@ -25,6 +25,7 @@ class RunEnding:
     options: RunOptions
     display: Display
     phase: str
+    kill_sent: bool
     reports_due: float | None
     too_many_dead: bool
     failing: str | None
@@ -59,7 +60,12 @@ class RunEnding:
 
     def fail_now(self, why: str) -> None:
         """The run has failed while the data flows: stop it (the loop does)."""
-        if self.phase == "running" and not self.state.stopping and self.failing is None:
+        if (
+            self.phase == "running"
+            and not self.state.stopping
+            and not self.kill_sent
+            and self.failing is None
+        ):
             self.failing = why
 
     def silent_exits(self, now: float) -> list[Command]:

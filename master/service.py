@@ -19,6 +19,7 @@ from datablox.master.nodeloss import NodeWatch
 from datablox.master.planner import NodeInfo, Plan, plan
 from datablox.master.runfolder import RunFolder
 from datablox.master.runopts import RunOptions, RunResult
+from datablox.master.shardreport import shard_lines, shard_summary
 from datablox.master.shardrun import Action, ShardController
 from datablox.master.state import Command, RunState
 from datablox.runtime.checkpoints import CheckpointStore
@@ -111,6 +112,8 @@ class Run(NodeWatch, RunEnding):
         self.reports_due: float | None = None
         #: processes whose start failure they reported themselves
         self.failed_to_start: set[str] = set()
+        #: processes whose element stopped on an error, and which element said so
+        self.failed_elements: dict[str, str] = {}
         #: processes whose start failed in a restore, and why (their exit is a crash)
         self.failed_restores: dict[str, str] = {}
         #: why the run must stop now (an element failed while the data flowed)
@@ -306,6 +309,7 @@ class Run(NodeWatch, RunEnding):
             # discard what they hold for it), the run stops
             elements = ", ".join(st.processes[process].elements)
             st.problems.append(f"{who} ({elements}) stopped: {msg['error']}")
+            self.failed_elements[process] = who
         elif self.phase == "recovering":
             # a restore's start may fail for a passing reason (a service still down): the
             # exit that follows counts as a crash, restored again up to --max-restarts
@@ -381,6 +385,7 @@ class Run(NodeWatch, RunEnding):
         now = time.monotonic()
         self.crashed_at = now
         self.epoch += 1
+        self.failed_restores.clear()
         checkpoint, files = self.checkpoints.restore(now)
         self.shards.on_restore(checkpoint)
         live = {st.process_of[e] for e in self.shards.live_elements()}
@@ -431,7 +436,11 @@ class Run(NodeWatch, RunEnding):
             if st.processes[process].restarts < self.options.max_restarts:
                 st.processes[process].restarts += 1
                 elements = ", ".join(st.processes[process].elements)
-                how = failed_restore or f"process {process} ({elements}) died with exit code {code}"
+                how = (
+                    failed_restore
+                    or msg.get("error")
+                    or f"process {process} ({elements}) died with exit code {code}"
+                )
                 self.restore(
                     f"{how} (restart {st.processes[process].restarts}/{self.options.max_restarts})"
                 )
@@ -441,8 +450,13 @@ class Run(NodeWatch, RunEnding):
         commands = st.on_exit(process, kind, code, failed_restore or msg.get("log", ""))
         if kind not in ("finished", "killed"):
             self.display.log(f"process {process} {kind.replace('_', ' ')} (exit code {code})")
-            names = ", ".join(f"'{e}'" for e in st.processes[process].elements)
-            self.fail_now(f"element {names} failed ({kind.replace('_', ' ')})")
+            hosted = st.processes[process].elements
+            who = self.failed_elements.get(process) or (
+                f"element '{hosted[0]}'"
+                if len(hosted) == 1
+                else f"process {process} ({', '.join(hosted)})"
+            )
+            self.fail_now(f"{who} failed ({kind.replace('_', ' ')})")
         if self.phase in ("starting", "recovering") and kind != "killed":
             # the topology cannot start without it: fail now, not at the timeout
             if process not in self.failed_to_start and kind == "start_failed":
@@ -532,7 +546,7 @@ class Run(NodeWatch, RunEnding):
                     if not self.shards.busy():
                         self.ask_checkpoint(now)
                     self.shards.tick(now)
-                    self.state.notes = self.shards.lines()
+                    self.state.notes = shard_lines(self.shards)
                 if now - last_draw >= 0.5:
                     last_draw = now
                     self.display.update(self.state, now - started)
@@ -548,7 +562,7 @@ class Run(NodeWatch, RunEnding):
             code = 130
         result = RunResult(code, bool(seen_interrupts), self.state, self.run_dir, elapsed, problems)
         result.checkpoints = self.checkpoint_figures()
-        result.shards = self.shards.summary()
+        result.shards = shard_summary(self.shards)
         result.run_id, result.remote = self.run_id, not self.shared
         return result
 

@@ -29,13 +29,13 @@ def test_an_element_error_stops_an_endless_run_at_once(tmp_path: Path, fusion: s
     assert done.returncode == 1, done.stderr
     assert "element 'x' port 'in': cannot go on at record 2000" in done.stderr, done.stderr
     assert not TRACEBACK.search(done.stderr)
+    assert "stopping: element 'x' failed (element error), so the run has failed" in (
+        done.stdout + done.stderr
+    )
     if fusion == "off":
-        assert "stopping: element 'x' failed (element error), so the run has failed" in (
-            done.stdout + done.stderr
-        )
         got = ids(tmp_path / "out.jsonl")
         # what x had emitted but not yet sent when it raised is not delivered
-        assert got == list(range(len(got))) and 1000 < len(got) <= 2000, "a clean prefix"
+        assert got == list(range(len(got))) and len(got) <= 2000, "a clean prefix"
 
 
 @pytest.mark.parametrize("code", [0, 3, 5])
@@ -112,7 +112,7 @@ def test_an_ask_in_on_start_is_a_start_error_that_says_why(tmp_path: Path, fusio
     done = run_cli(tmp_path, "t.topo", "--fusion", fusion, "--startup-timeout", "5")
     assert done.returncode == 1, done.stderr
     assert (
-        "element 'a' could not start: element 'a' asked on 'ask' in on_start, before the "
+        "element 'a' could not start: it asked on 'ask' in on_start, before the "
         "other elements answer queries" in done.stderr
     ), done.stderr
     assert not TRACEBACK.search(done.stderr)

@@ -161,7 +161,8 @@ def test_a_non_finite_event_time_is_one_dead_letter_with_every_codec(
         ),
         (
             'WindowJoin(key=["key", "id"], time="ts", window=0.2, right_key="key")',
-            "error: key has 1 field(s) and route_as 2; they are paired field by field",
+            "error: key (in WindowJoin: right_key) has 1 field(s) and route_as (in WindowJoin: "
+            "key) 2; they are paired field by field",
             32,
         ),
     ],

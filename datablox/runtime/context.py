@@ -169,7 +169,7 @@ class ElementContext:
     def ask_async(self, port: str, request: Any) -> Any:
         if self.starting:
             raise ElementError(
-                f"element '{self.element}' asked on '{port}' in on_start, before the other "
+                f"it asked on '{port}' in on_start, before the other "
                 "elements answer queries; ask once the records flow (in on_record, or on "
                 "the first record)"
             )

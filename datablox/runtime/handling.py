@@ -38,10 +38,16 @@ def error_text(exc: BaseException) -> str:
 def named(exc: ElementError, element: str, port: str) -> ElementError:
     """An ElementError raised in ``element``'s hook on ``port``, saying so (errors the
     runtime raises, and those of a fused neighbour, name their element already)."""
+    if exc.element is not None:
+        return exc  # a fused neighbour's, named already
     text = str(exc)
-    if text.startswith("element '"):
-        return exc
-    return ElementError(f"element '{element}' port '{port}': {text}")
+    found = (
+        exc
+        if text.startswith("element '")
+        else ElementError(f"element '{element}' port '{port}': {text}")
+    )
+    found.element = element
+    return found
 
 
 def loud(count: int) -> str | None:

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -490,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     except DatabloxError as exc:
         # the message names the element and port; a traceback would add nothing
         print(f"error: {exc}", file=sys.stderr, flush=True)
-        runtime.send("failed", element="*", error=str(exc), stage="run")
+        who = exc.element if isinstance(exc, ElementError) and exc.element else "*"
+        runtime.send("failed", element=who, error=str(exc), stage="run")
         runtime.close(linger=True)
         return EXIT_ELEMENT_ERROR
 
@@ -506,9 +508,12 @@ def leftover_threads() -> str:
 
 
 def exit_now(code: int) -> NoReturn:
-    """Leave without waiting for threads an element's code left running."""
+    """Exit with ``code``; without waiting for threads an element's code left running,
+    which would keep the process alive after its elements have finished."""
     left = leftover_threads()
-    if left and code == 0:
+    if not left:
+        sys.exit(code)
+    if code == 0:
         print(
             f"note: threads an element started were still running at exit: {left}", file=sys.stderr
         )
@@ -517,5 +522,16 @@ def exit_now(code: int) -> NoReturn:
     os._exit(code)
 
 
+def entry() -> NoReturn:
+    try:
+        code = main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    exit_now(code)
+
+
 if __name__ == "__main__":
-    exit_now(main())
+    entry()
