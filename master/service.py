@@ -308,7 +308,8 @@ class Run(NodeWatch, RunEnding):
             # the run has failed: once the process has exited (and its senders know to
             # discard what they hold for it), the run stops
             elements = ", ".join(st.processes[process].elements)
-            st.problems.append(f"{who} ({elements}) stopped: {msg['error']}")
+            # the error names the element (and port) itself
+            st.problems.append(f"process {process} ({elements}) stopped: {msg['error']}")
             self.failed_elements[process] = who
         elif self.phase == "recovering":
             # a restore's start may fail for a passing reason (a service still down): the
