@@ -105,15 +105,18 @@ def _source(cls: type[Source], ports: tuple[Port, ...] | list[Port]) -> list[str
     if cls.generate is Source.generate and cls.generate_batches is Source.generate_batches:
         found.append("is a Source but defines no generate()")
     for name in ("generate", "generate_batches"):
-        hook = getattr(cls, name)
-        if inspect.iscoroutinefunction(hook) or inspect.isasyncgenfunction(hook):
+        if _is_async(getattr(cls, name)):
             found.append(f"defines {name}() with async def; it must be a plain generator")
     return found
 
 
+def _is_async(hook: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(hook) or inspect.isasyncgenfunction(hook)
+
+
 def _kind_problem(hook: Callable[..., Any]) -> str | None:
     """Why a hook the runtime calls and uses at once cannot be async or a generator."""
-    if inspect.iscoroutinefunction(hook) or inspect.isasyncgenfunction(hook):
+    if _is_async(hook):
         return " with async def; the runtime calls it and does not await it"
     if inspect.isgeneratorfunction(hook):
         return " as a generator (it yields); the runtime calls it and runs none of its body"

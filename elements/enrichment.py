@@ -81,12 +81,8 @@ class Enrichment(Source):
         self.path = params["path"]
         self.on = join_fields(params["key"], "key")
         self.dataset_on = join_fields(params["dataset_key"], "dataset_key")
-        if len(self.on) != len(self.dataset_on):
-            raise ParameterError(
-                f"key has {len(self.on)} field(s) and dataset_key {len(self.dataset_on)}; "
-                "they are compared pairwise",
-                "dataset_key",
-            )
+        for problem in self.check_params(params):  # the rule check applies, again
+            raise ParameterError(problem.message, problem.param)
         if self.source == "file" and not self.path:
             raise ParameterError("Enrichment: source='file' needs path", "path")
         if self.source == "file" and not os.path.isfile(self.path):

@@ -5,13 +5,12 @@ in every fusion mode and with every codec."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from conftest import console_script
+from test_declarations import master
 from test_hostile_runs import run_cli, topo
 
 STREAM = 3000
@@ -180,13 +179,7 @@ def test_join_fields_that_cannot_pair_fail_check_at_the_users_value(
         "    element out = Count()\n"
         f"    {wires}",
     )
-    done = subprocess.run(
-        [console_script("datablox-master"), "check", "t.topo"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = master(tmp_path, "check", "t.topo")
     assert done.returncode == 2, done.stderr
     assert says in done.stderr, done.stderr
     assert f"t.topo:3:{column}" in done.stderr, done.stderr
