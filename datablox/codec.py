@@ -111,16 +111,17 @@ def codec_names() -> list[str]:
 def get_codec(name: str | None = None) -> Codec:
     """The codec called ``name`` (default: ``$DATABLOX_CODEC`` or :data:`DEFAULT_CODEC`)."""
     from_env = not name and bool(os.environ.get("DATABLOX_CODEC"))
-    name = name or os.environ.get("DATABLOX_CODEC") or DEFAULT_CODEC
+    name = (name or os.environ.get("DATABLOX_CODEC") or DEFAULT_CODEC).strip().lower()
     codec = _CACHE.get(name)
     if codec is None:
         # a user who set the variable long ago must be told where the name came from
         origin = " (from the environment variable DATABLOX_CODEC)" if from_env else ""
         factory = _FACTORIES.get(name)
         if factory is None:
-            raise CodecError(
-                f"unknown codec '{name}'{origin}", f"choose one of {', '.join(_FACTORIES)}"
-            )
+            hint = f"choose one of {', '.join(_FACTORIES)}"
+            if name == "json":
+                hint += " (orjson and ujson both write JSON; orjson is the faster)"
+            raise CodecError(f"unknown codec '{name}'{origin}", hint)
         try:
             codec = factory()
         except ImportError as exc:

@@ -43,6 +43,13 @@ class Port:
     direction: Direction
     fields: Mapping[str, str] | None = None
     doc: str = ""
+    #: Parameter values under which the element uses the port at all (None: always);
+    #: ``check`` does not warn that the port is unconnected under other values.
+    when: Mapping[str, Any] | None = None
+
+    def used_with(self, params: Mapping[str, Any]) -> bool:
+        """Whether the element uses this port with these parameters (defaults filled in)."""
+        return self.when is None or all(params.get(k) == v for k, v in self.when.items())
 
     def describe(self) -> str:
         arrow = {"push": "->", "query": "?>"}[self.kind]
@@ -67,9 +74,14 @@ def query_in(name: str, fields: Mapping[str, str] | None = None, doc: str = "") 
     return Port(name, "query", "in", fields, doc)
 
 
-def query_out(name: str, fields: Mapping[str, str] | None = None, doc: str = "") -> Port:
-    """A port that asks queries (the left-hand side of ``?>``)."""
-    return Port(name, "query", "out", fields, doc)
+def query_out(
+    name: str,
+    fields: Mapping[str, str] | None = None,
+    doc: str = "",
+    when: Mapping[str, Any] | None = None,
+) -> Port:
+    """A port that asks queries (the left-hand side of ``?>``); ``when``: see :class:`Port`."""
+    return Port(name, "query", "out", fields, doc, when)
 
 
 @dataclass(frozen=True)

@@ -433,8 +433,10 @@ class _Checker:
         found = []
         for i, el in enumerate(self.topo.elements):
             cls = self.classes[i]
+            given = {p.name: p.default for p in cls.params} if cls is not None else {}
+            given.update(el.params)
             for port in cls.ports if cls is not None else ():
-                if (el.name, port.name) in used:
+                if (el.name, port.name) in used or not port.used_with(given):
                     continue
                 if port.kind == "query" and port.direction == "out":
                     found.append(

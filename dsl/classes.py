@@ -54,7 +54,8 @@ class Loaded:
 def _stand_in(info: dict[str, Any]) -> type[Element]:
     """An Element subclass that declares what the child reported, for the checker to read."""
     ports = tuple(
-        Port(p["name"], p["kind"], p["direction"], p["fields"], p["doc"]) for p in info["ports"]
+        Port(p["name"], p["kind"], p["direction"], p["fields"], p["doc"], p.get("when"))
+        for p in info["ports"]
     )
     params = tuple(
         Param(

@@ -115,10 +115,12 @@ def shard_problems(i: int, el: ir.Element, spans: ir.Spans) -> list[Diagnostic]:
             )
     if ok and not 1 <= el.shard["min"] <= el.shard["max"]:
         low, high = el.shard["min"], el.shard["max"]
+        # at the bound at fault: the user's own value when a group passed it on
+        culprit = "shard.min" if low < 1 else "shard.max"
         diags.append(
             error(
                 f"shard(min={low}, max={high}) is not a range: need 1 <= min <= max",
-                spans.at(("shard", i)),
+                spans.at((culprit, i), ("shard", i)),
                 "a shard has at least one member",
             )
         )

@@ -56,6 +56,7 @@ def _port(p: Port) -> dict[str, Any]:
         "direction": p.direction,
         "fields": fields,
         "doc": p.doc,
+        "when": dict(p.when) if p.when is not None else None,
     }
 
 

@@ -57,17 +57,20 @@ class Enrichment(Source):
     stops the element at start.
     """
 
+    reads = ("path",)
     ports = (
         push_out("out", doc="tagged dataset rows, to the JOIN"),
         query_out("stream", doc="asks PREJOIN whether the stream has ended"),
-        query_out("fetch", doc="asks for the dataset (source='query')"),
+        query_out("fetch", doc="asks for the dataset (source='query')", when={"source": "query"}),
     )
     params = (
         Param("source", "str", "file", choices=("file", "query")),
         Param("path", "path|null", None, doc="the dataset file (JSON lines or CSV)"),
         FIELDS,
         Param("dataset_key", "any", doc="the dataset's join field, or a list of them"),
-        Param("watch", "number", 0.0, doc="seconds between checks for a new version; 0: once"),
+        Param(
+            "watch", "number", 0.0, doc="seconds between checks for a new version; 0: once", least=0
+        ),
     )
 
     @staticmethod

@@ -73,7 +73,9 @@ class WindowJoinMember(Element):
         Param("time", "str", doc="event-time field of the left stream"),
         Param("right_time", "str|null", None, doc="event-time field of the right stream"),
         Param("window", "number", doc="largest time difference of a pair", above=0),
-        Param("lateness", "number|null", None, doc="how late a record may be (default window)"),
+        Param(
+            "lateness", "number|null", None, doc="how late a record may be (default window)", least=0
+        ),
         Param("into", "str", "match"),
     )
     state_key_param = "key"

@@ -17,6 +17,7 @@ from rich.console import Console
 from datablox.codec import get_codec
 from datablox.errors import DatabloxError, TopologyError
 from datablox.master import nodecli
+from datablox.master.words import counted
 from datablox.security import DEFAULT_KEYS
 
 app = typer.Typer(
@@ -116,8 +117,8 @@ def check(file: FileArg, set_: SetOption = None) -> None:
         _fail(exc)
     tc = result.tradecraft
     print(
-        f"ok: {file}: topology '{tc['name']}', {len(tc['elements'])} elements, "
-        f"{len(tc['connections'])} connections"
+        f"ok: {file}: topology '{tc['name']}', {counted(len(tc['elements']), 'element')}, "
+        f"{counted(len(tc['connections']), 'connection')}"
     )
 
 
@@ -155,6 +156,7 @@ def run(
     fusion: Annotated[
         Fusion,
         typer.Option(
+            case_sensitive=False,
             help="Which elements share a process: 'auto' = the topology's fuse statements plus "
             "chains into cheap elements (and more chains while a node has more processes "
             "than slots); 'off' = one process per element; 'max' = fuse every chain."
@@ -243,6 +245,7 @@ def run(
     display: Annotated[
         DisplayMode,
         typer.Option(
+            case_sensitive=False,
             help="live = table redrawn in place; plain = a status line every 5 s; quiet = only "
             "warnings; auto = live on a terminal, else plain."
         ),
@@ -303,6 +306,7 @@ def run(
             if Path(folder).is_dir():
                 add_search_path(str(Path(folder).resolve()))  # its modules are importable here too
         result = _load(file, set_)
+        codec = codec.strip().lower() if codec else codec
         get_codec(codec)
         hosts = None
         if nodes is not None:

@@ -371,10 +371,11 @@ class Run(NodeWatch, RunEnding):
         view = self.state.elements[element]
         reported = (view.stats.get("progress") or [0])[0] or 0
         lost = max(0, int(reported) - int(msg.get("position") or 0))
+        how_many = f"at least {lost:,} by its last report" if lost else "how many is not known"
         self.state.problems.append(
             f"source '{element}' cannot replay ({msg.get('reason')}): the records it had "
-            f"emitted after checkpoint {msg.get('checkpoint')} are lost (at least {lost:,} by "
-            "its last report); its delivery is at-most-once"
+            f"emitted after checkpoint {msg.get('checkpoint')} are lost ({how_many}); "
+            "its delivery is at-most-once"
         )
 
     def _on_problem(self, msg: dict[str, Any], process: str) -> None:

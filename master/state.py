@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datablox.master.planner import Plan
+from datablox.master.words import counted
 
 Command = tuple[str, dict[str, Any]]
 
@@ -263,7 +264,7 @@ class RunState:
             "start_failed": "could not start",
             "element_error": "stopped after an error",
             "crashed": "crashed and was not restarted",
-            "gave_up": f"crashed {proc.restarts + 1} times; gave up",
+            "gave_up": f"crashed {counted(proc.restarts + 1, 'time')}; gave up",
             "killed": "was killed",
         }.get(kind, kind)
         # failures are reported by the element itself; kills follow an earlier problem
@@ -375,7 +376,9 @@ class RunState:
             dropped = self.dropped.get(c["id"], 0)
             if dropped:
                 out.append(f"{edge}: {dropped:,} records discarded after the receiver gave up")
-            out.append(f"{edge}: {sent:,} sent, {recv:,} received ({sent - recv:,} lost)")
+            receiver = c["to"]["element"]
+            why = f"not taken: '{receiver}' failed" if self.elements[receiver].failed else "lost"
+            out.append(f"{edge}: {sent:,} sent, {recv:,} received ({sent - recv:,} {why})")
         return out
 
     def done(self) -> bool:

@@ -6,6 +6,7 @@ from rich.console import Console
 
 from datablox.filenames import dead_letter_file
 from datablox.master.display import element_table
+from datablox.master.words import counted
 from datablox.master.service import RunResult
 
 
@@ -42,11 +43,16 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
             console.print(f"{name}: {n} record(s) in dead letters: {where}", highlight=False)
     checkpoints = result.checkpoints
     if table and checkpoints.get("restores"):
-        recovered = ", ".join(f"{s:.2f}" for s in checkpoints.get("recovery_seconds", []))
+        seconds = checkpoints.get("recovery_seconds", [])
+        recovered = (
+            f" (back to work after {', '.join(f'{s:.2f}' for s in seconds)} s)" if seconds else ""
+        )
+        unfinished = checkpoints["restores"] - len(seconds)
+        if unfinished > 0:
+            recovered += f" ({counted(unfinished, 'restore')} did not get back to work)"
         console.print(
-            f"restored {checkpoints['restores']} time(s) from checkpoints after crashes "
-            f"(back to work after {recovered} s); {checkpoints['completed']} checkpoint(s) "
-            "completed",
+            f"restored {counted(checkpoints['restores'], 'time')} from checkpoints after "
+            f"crashes{recovered}; {counted(checkpoints['completed'], 'checkpoint')} completed",
             highlight=False,
         )
         for edge, figures in st.connection_figures().items():

@@ -280,6 +280,18 @@ def test_run_with_an_unknown_codec_exits_2_with_a_hint(topos: Path, tmp_path: Pa
     assert "hint: choose one of orjson, ujson, msgpack" in proc.stderr
 
 
+def test_codec_and_fusion_names_are_taken_in_any_case(topos: Path, tmp_path: Path) -> None:
+    proc = cli(
+        "run", "count.topo", "--codec", "ORJSON", "--fusion", "MAX", "--display", "Quiet",
+        "--run-dir", str(tmp_path / "run"), cwd=topos,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "count: 100000" in proc.stdout + proc.stderr
+    proc = cli("run", "count.topo", "--codec", "json", "--run-dir", str(tmp_path / "r2"), cwd=topos)
+    assert proc.returncode == 2
+    assert "orjson and ujson both write JSON" in proc.stderr
+
+
 def test_run_exits_1_and_names_the_element_that_failed_to_start(tmp_path: Path) -> None:
     (tmp_path / "failstart.topo").write_text("""topology failstart {
     element src = JsonLinesSource(path="data/nope.jsonl")

@@ -124,10 +124,10 @@ def test_shard_errors() -> None:
         """,
         """
         error: shard(min=0, max=2) is not a range: need 1 <= min <= max
-         --> t.topo:2:31
+         --> t.topo:2:41
           |
         2 |     element x = cases:Thing() shard(min=0, max=2)
-          |                               ^^^^^^^^^^^^^^^^^^^
+          |                                         ^
           = hint: a shard has at least one member
         """,
         """

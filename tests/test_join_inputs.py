@@ -183,3 +183,68 @@ def test_join_fields_that_cannot_pair_fail_check_at_the_users_value(
     assert done.returncode == 2, done.stderr
     assert says in done.stderr, done.stderr
     assert f"t.topo:3:{column}" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("element", "says", "column"),
+    [
+        (
+            'Join(key="key", dataset_key="code", path="ds.jsonl", max=0)',
+            "error: shard(min=1, max=0) is not a range",
+            74,
+        ),
+        (
+            'Join(key="key", dataset_key="code", path="ds.jsonl", watch=-1)',
+            "must be at least 0, got -1",
+            76,
+        ),
+        (
+            'WindowJoin(key="key", time="ts", window=0.2, lateness=-1)',
+            "must be at least 0, got -1",
+            71,
+        ),
+    ],
+)
+def test_join_bounds_out_of_range_fail_check_at_the_users_value(
+    tmp_path: Path, element: str, says: str, column: int
+) -> None:
+    """Before: lateness=-1 and watch=-1 passed check; max=0 pointed inside the library."""
+    write_lines(tmp_path / "ds.jsonl", [{"code": "k0", "x": 1}])
+    wires = "a -> j -> out" if element.startswith("Join") else "a -> j.left\n    j.out -> out"
+    topo(
+        tmp_path / "t.topo",
+        "    element a = Generate(count=10)\n"
+        f"    element j = {element}\n"
+        "    element out = Count()\n"
+        f"    {wires}",
+    )
+    done = master(tmp_path, "check", "t.topo")
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr, done.stderr
+    assert f"t.topo:3:{column}" in done.stderr, done.stderr
+    assert "<datablox>" not in done.stderr, done.stderr
+
+
+def test_check_warns_of_a_missing_dataset_at_the_users_value_and_of_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """Before: a missing dataset passed check without a word, while every Join warned
+    about its internal, unconnected fetch port."""
+    body = (
+        "    element a = Generate(count=10)\n"
+        '    element j = Join(key="key", dataset_key="code", path="{path}")\n'
+        "    element out = Count()\n"
+        "    a -> j -> out"
+    )
+    write_lines(tmp_path / "ds.jsonl", [{"code": "k0", "x": 1}])
+    topo(tmp_path / "t.topo", body.format(path="ds.jsonl"))
+    done = master(tmp_path, "check", "t.topo")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr
+    topo(tmp_path / "t.topo", body.format(path="nope.jsonl"))
+    done = master(tmp_path, "check", "t.topo")
+    assert done.returncode == 0, done.stderr
+    assert "warning: element 'j/enrichment' reads its path, but file" in done.stderr
+    assert "nope.jsonl' does not exist (yet)" in done.stderr
+    assert "t.topo:3:58" in done.stderr, done.stderr
+    assert "fetch" not in done.stderr, done.stderr

@@ -9,6 +9,7 @@ import pytest
 from datablox.caretaker.runs import files_named
 from datablox.master.planner import Plan, ProcessPlan
 from datablox.master.state import RunState
+from datablox.master.words import counted
 
 # src -> mid -> sink, mid asks store; src2 -> sink (fan-in); mid and sink2 share a process
 TRADECRAFT: dict[str, Any] = {
@@ -372,3 +373,18 @@ def test_lost_records_are_reported_per_connection() -> None:
         "mid.out -> sink.in: 2,000 records discarded after the receiver gave up",
         "mid.out -> sink.in: 2,500 sent, 500 received (2,000 lost)",
     ]
+
+
+def test_records_a_failed_receiver_did_not_take_are_not_called_lost() -> None:
+    st = fresh()
+    st.on_load("p0-src", {"sent": {"0": 1000}}, now=1.0)
+    st.on_load("p1-mid", {"recv": {"0": 990}}, now=1.0)
+    st.on_element_finished("mid", "ElementError: no", {})
+    assert st.lost() == ["src.out -> mid.in: 1,000 sent, 990 received (10 not taken: 'mid' failed)"]
+
+
+def test_counts_in_messages_take_the_right_number() -> None:
+    assert counted(1, "element") == "1 element"
+    assert counted(0, "element") == "0 elements"
+    assert counted(1234, "time") == "1,234 times"
+    assert counted(2, "entry", "entries") == "2 entries"
