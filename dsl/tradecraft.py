@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from datablox.declarations import RESERVED
 from datablox.dsl import ir
 from datablox.dsl.diagnostics import Diagnostic, JsonPath, error
 from datablox.dsl.limits import value_problem
@@ -13,6 +15,9 @@ VERSION = 1
 _TOP_KEYS = {"tradecraft", "name", "search_path", "elements", "connections", "feeds", "fuse"}
 _ELEMENT_KEYS = {"id", "name", "class", "params", "node", "shard"}
 _CONNECTION_KEYS = {"id", "kind", "from", "to"}
+#: A name as a .topo file spells it; an element of a group is ``group/name``.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def _endpoint(ep: ir.Endpoint) -> dict[str, Any]:
@@ -89,6 +94,30 @@ class _Reader:
         value = obj[key]
         return value if self.want(value, (str,), "a string", f"{path}.{key}") else default
 
+    def spelled(self, name: Any, pattern: re.Pattern[str], what: str, path: str) -> None:
+        """An error when ``name`` is not one a .topo file could spell."""
+        if not isinstance(name, str) or not name:
+            return
+        reserved = [part for part in name.split("/") if part in RESERVED]
+        if reserved:
+            self.diags.append(
+                error(
+                    f"{what} {name!r} uses '{reserved[0]}', a reserved word of the .topo "
+                    "language",
+                    self.loc(path),
+                    "choose another name",
+                )
+            )
+        elif not pattern.fullmatch(name):
+            nested = " (an element of a group: group/name)" if pattern is _PATH else ""
+            self.diags.append(
+                error(
+                    f"{what} {name!r} is not a name a .topo file can spell",
+                    self.loc(path),
+                    "use letters, digits and _, not starting with a digit" + nested,
+                )
+            )
+
     def items(self, data: dict[str, Any], key: str) -> list[Any]:
         value = data.get(key, [])
         return value if self.want(value, (list,), "a list", key) else []
@@ -106,6 +135,7 @@ class _Reader:
                 )
             )
         name = self.string(raw, "name", path, "")
+        self.spelled(name, _PATH, "element name", f"{path}.name")
         cls = self.string(raw, "class", path, "")
         params = raw.get("params", {})
         if not self.want(params, (dict,), "an object", f"{path}.params"):
@@ -206,6 +236,7 @@ class _Reader:
             return None
         self.keys(raw, {"name", "element", "port"}, {"name", "element", "port"}, path)
         name = self.string(raw, "name", path)
+        self.spelled(name, _NAME, "feed name", f"{path}.name")
         element = self.string(raw, "element", path)
         port = self.string(raw, "port", path)
         self.spans[("feed", f)] = self.loc(f"{path}.name")
@@ -238,6 +269,7 @@ class _Reader:
                 )
             )
         topo = ir.Topology(self.string(data, "name", "", "") or "")
+        self.spelled(topo.name, _NAME, "topology name", "name")
         search_path = self.items(data, "search_path")
         for k, folder in enumerate(search_path):
             if self.want(folder, (str,), "a folder name", f"search_path[{k}]"):

@@ -341,3 +341,36 @@ def test_json_duplicate_element_names() -> None:
           = hint: first declared at <tradecraft>: elements[0].name
         """
     )
+
+
+def test_json_names_must_be_names_a_topo_file_can_spell() -> None:
+    """Before: tradecraft took 'a b#2' (a shard member's spelling) or 'element' as names."""
+    data = {
+        "tradecraft": 1,
+        "name": "my-topo",
+        "elements": [
+            {"name": "a b#2", "class": "cases:Src"},
+            {"name": "g/element", "class": "cases:Src"},
+            {"name": "g/inner_1", "class": "cases:Src"},
+        ],
+        "feeds": [{"name": "f/x", "element": "g/inner_1", "port": "out"}],
+    }
+    assert failure(load_tradecraft, data) == block(
+        """
+        error: topology name 'my-topo' is not a name a .topo file can spell
+         --> <tradecraft>: name
+          = hint: use letters, digits and _, not starting with a digit
+
+        error: element name 'a b#2' is not a name a .topo file can spell
+         --> <tradecraft>: elements[0].name
+          = hint: use letters, digits and _, not starting with a digit (an element of a group: group/name)
+
+        error: element name 'g/element' uses 'element', a reserved word of the .topo language
+         --> <tradecraft>: elements[1].name
+          = hint: choose another name
+
+        error: feed name 'f/x' is not a name a .topo file can spell
+         --> <tradecraft>: feeds[0].name
+          = hint: use letters, digits and _, not starting with a digit
+        """
+    )
