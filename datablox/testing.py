@@ -14,13 +14,17 @@ from collections.abc import Callable
 from typing import Any
 
 from datablox.element import Element, Record, Source
-from datablox.errors import ParameterError, QueryError, QueryTimeout
+from datablox.errors import DatabloxError, QueryError, QueryTimeout
 from datablox.ports import validate_params
 from datablox.registry import resolve
 from datablox.runtime.context import ElementContext, OutPort
 from datablox.runtime.handling import Handler, MemoryDeadLetters
 
-__all__ = ["CaptureLink", "ElementHarness", "chain"]
+__all__ = ["CaptureLink", "ElementHarness", "HarnessError", "chain"]
+
+
+class HarnessError(DatabloxError):
+    """The harness was asked for something the element does not have or cannot do."""
 
 
 def chain(
@@ -115,6 +119,11 @@ class ElementHarness:
         answerers: dict[str, Callable[[Any], Any]] | None = None,
     ) -> None:
         self.cls = resolve(cls) if isinstance(cls, str) else cls
+        if not (isinstance(self.cls, type) and issubclass(self.cls, Element)):
+            raise HarnessError(
+                f"ElementHarness drives an Element subclass, got {self.cls!r}",
+                "pass the class itself (or its name), e.g. ElementHarness(MyElement, {...})",
+            )
         values, errors = validate_params(self.cls.__name__, self.cls.params, params or {})
         if errors:
             raise errors[0]
@@ -149,7 +158,20 @@ class ElementHarness:
     def dead_letters(self) -> list[dict[str, Any]]:
         return self.dead.entries
 
+    def _port(self, name: str, kind: str, direction: str) -> str:
+        """``name``, when the element declares a port of that kind and direction."""
+        found = self.cls.port(name)
+        if found is None or found.kind != kind or found.direction != direction:
+            have = [p.name for p in self.cls.ports if p.kind == kind and p.direction == direction]
+            what = f"{kind} {direction}-port"
+            raise HarnessError(
+                f"{self.cls.__name__} has no {what} '{name}'",
+                f"its {what}s: {', '.join(have)}" if have else f"it has no {what}",
+            )
+        return name
+
     def _take(self, port: str) -> list[Record]:
+        self._port(port, "push", "out")
         self.ctx.flush()
         taken: list[Record] = []
         for link in self.links.get(port, []):
@@ -163,8 +185,15 @@ class ElementHarness:
 
     def take_connection(self, index: int, port: str = "out") -> list[Record]:
         """Records emitted on connection ``index`` of ``port`` since the last take."""
+        self._port(port, "push", "out")
         self.ctx.flush()
-        link = self.links[port][index]
+        links = self.links[port]
+        if not 0 <= index < len(links):
+            raise HarnessError(
+                f"port '{port}' has {len(links)} connection(s), so no connection {index}",
+                "give the harness more: connections={'" + port + "': N}",
+            )
+        link = links[index]
         taken = list(link.records)
         link.records.clear()
         return taken
@@ -176,20 +205,20 @@ class ElementHarness:
 
         With ``out=None`` nothing is taken, so ``take_connection`` can inspect routing.
         """
-        if self.cls.port(port) is None:
-            raise ParameterError(f"{self.cls.__name__} has no port '{port}'")
+        self._port(port, "push", "in")
         self.handler.batch(port, list(records))
         return self._take(out) if out is not None else []
 
     def query(self, request: Any, port: str) -> Any:
         """Ask the element's query in-port ``port``; raise QueryError when it fails."""
-        ok, answer = self.handler.query(port, request)
+        ok, answer = self.handler.query(self._port(port, "query", "in"), request)
         if not ok:
             raise QueryError(answer)
         return answer
 
     def end(self, port: str = "in") -> None:
-        self.element.on_end(port)
+        """End push in-port ``port``, as when every sender to it has finished."""
+        self.element.on_end(self._port(port, "push", "in"))
 
     def finish(self, out: str = "out") -> list[Record]:
         """End every push in-port, call ``on_finish``; return what was emitted on ``out``."""
@@ -202,7 +231,10 @@ class ElementHarness:
     def run_source(self, limit: int | None = None) -> list[Record]:
         """Drain a source's ``generate`` (up to ``limit`` records), then finish it."""
         if not isinstance(self.element, Source):
-            raise TypeError(f"{self.cls.__name__} is not a Source")
+            raise HarnessError(
+                f"{self.cls.__name__} is not a Source, so it has no generate() to run",
+                "push records to it instead: harness.push([...], port='in')",
+            )
         port = self.element.source_port
         n = 0
         for record in self.element.generate():

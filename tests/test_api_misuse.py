@@ -11,6 +11,7 @@ import datablox
 from datablox.codec import get_codec
 from datablox.errors import CodecError, DatabloxError, RunError
 from datablox.master.runopts import RunOptions
+from datablox.testing import ElementHarness, HarnessError
 
 TOPO = """topology t {
     element src = Generate(count=10)
@@ -115,3 +116,40 @@ def test_other_arguments_of_the_wrong_type_are_refused(
         datablox.run(topo, **{"run_dir": tmp_path / "run", **arguments})
     assert str(caught.value) == text
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("use", "says"),
+    [
+        (
+            lambda: ElementHarness(dict),
+            "ElementHarness drives an Element subclass, got <class 'dict'>",
+        ),
+        (
+            lambda: ElementHarness("Count").push([{}], port="out"),
+            "Count has no push in-port 'out'\n  hint: its push in-ports: in",
+        ),
+        (
+            lambda: ElementHarness("Filter", {"where": "v > 0"}).take("in"),
+            "Filter has no push out-port 'in'\n  hint: its push out-ports: out",
+        ),
+        (
+            lambda: ElementHarness("Filter", {"where": "v > 0"}).take_connection(1),
+            "port 'out' has 1 connection(s), so no connection 1",
+        ),
+        (
+            lambda: ElementHarness("Count").query({}, "lookup"),
+            "Count has no query in-port 'lookup'\n  hint: it has no query in-port",
+        ),
+        (lambda: ElementHarness("Count").end("input"), "Count has no push in-port 'input'"),
+        (
+            lambda: ElementHarness("Count").run_source(),
+            "Count is not a Source, so it has no generate() to run",
+        ),
+    ],
+)
+def test_the_element_harness_used_wrongly_says_what_is_wrong(use: Any, says: str) -> None:
+    """Before: an AttributeError, a KeyError or an empty list for a port that is not there."""
+    with pytest.raises(HarnessError) as caught:
+        use()
+    assert str(caught.value).startswith(says), str(caught.value)

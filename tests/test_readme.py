@@ -78,3 +78,14 @@ def test_the_tutorial_error_example_is_what_check_prints(tmp_path: Path) -> None
     assert shown is not None
     assert done.stderr.strip() == shown.group(1).strip()
     assert "Traceback" not in done.stderr
+
+
+def test_the_harness_example_runs_as_written(tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    harness = [b for b in blocks if "ElementHarness(" in b]
+    assert len(harness) == 1
+    (tmp_path / "example.py").write_text(harness[0])
+    done = subprocess.run(
+        [sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
