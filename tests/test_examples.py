@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import zlib
@@ -417,3 +418,15 @@ def test_every_builtin_class_has_an_example() -> None:
     # Null only discards; an example of it would show nothing.
     missing = builtin - used - {"Null"}
     assert not missing, f"no example topology uses {sorted(missing)}"
+
+
+def test_examples_shown_in_the_docs_are_the_files_that_run_here() -> None:
+    """A docs block marked ``file=PATH`` is that file of the repository, word for word,
+    so the example a reader copies is one these tests run."""
+    root = Path(__file__).resolve().parent.parent
+    shown = []
+    for doc in sorted((root / "docs").glob("*.md")):
+        for path, body in re.findall(r"```\w+ file=(\S+)\n(.*?)```", doc.read_text(), re.S):
+            shown.append(path)
+            assert (root / path).read_text() == body, f"{doc.name}: {path} differs from the file"
+    assert "topologies/tour.topo" in shown
