@@ -24,7 +24,7 @@ class FileCrawler(Source):
             or ``""``; ``mtime`` is seconds since the epoch.
 
     Parameters:
-        root (str, required): the folder to walk.
+        root (path, required): the folder to walk.
         pattern (str, "*"): shell pattern (fnmatch) matched against the file name.
         recursive (bool, true): descend into sub-folders.
         hidden (bool, false): include files and folders whose name starts with ``.``.

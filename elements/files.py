@@ -32,9 +32,9 @@ class JsonLinesSource(Source):
         out (push out): each line's object, as written (no fields declared).
 
     Parameters:
-        path (str, required): a file, or a glob such as ``"data/*.jsonl"``
+        path (path, required): a file, or a glob such as ``"data/*.jsonl"``
             (``**`` recurses); matching files are read in sorted order.
-        rate (number, null): records per second at most (null: as fast as it can),
+        rate (number|null, null): records per second at most (null: as fast as it can),
             to replay a file at a pace.
 
     Bad input: blank lines are skipped. A malformed line, a line holding a
@@ -104,7 +104,7 @@ class JsonLinesSink(FileSink):
         in (push in): any records.
 
     Parameters:
-        path (str, required): the output file; parent folders are created.
+        path (path, required): the output file; parent folders are created.
         append (bool, false): add to the file instead of replacing it.
 
     Bad input: a record that cannot be written as JSON (bytes, sets, integers
@@ -182,7 +182,7 @@ class CsvSource(Source):
             strings unless ``types`` converts them.
 
     Parameters:
-        path (str, required): a file or a glob; matching files are read in sorted order.
+        path (path, required): a file or a glob; matching files are read in sorted order.
         delimiter (str, ","): the field separator (one character).
         header (bool, true): the first row of each file names the columns.
         columns (list|null, null): column names; required when ``header`` is

@@ -31,7 +31,7 @@ class KeyValueStore(Element):
 
     Parameters:
         key (str, "key"): the field holding each record's key.
-        path (str|null, null): a JSON-lines file (or glob) loaded at start, as
+        path (path|null, null): a JSON-lines file (or glob) loaded at start, as
             if its records had arrived on ``put``.
 
     Bad input: a stored record without the key field, or with a key that is a

@@ -20,7 +20,7 @@ class Count(Element):
         in (push in): any records.
 
     Parameters:
-        path (str|null, null): when given, ``{"count": n}`` is written there as
+        path (path|null, null): when given, ``{"count": n}`` is written there as
             JSON when the inputs end (parent folders are created).
 
     The count is logged when the inputs end, and survives crashes (it is part

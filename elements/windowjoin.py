@@ -53,9 +53,9 @@ class WindowJoinMember(Element):
     Parameters:
         key (str or list, required): the join field(s) of the left stream; the shard key.
         time (str, required): the left stream's event-time field (a number of seconds).
-        right_time (str, null): the right stream's (default: ``time``).
+        right_time (str|null, null): the right stream's (default: ``time``).
         window (number, required): the largest time difference of a pair.
-        lateness (number, null): how far behind a record may be (default: ``window``).
+        lateness (number|null, null): how far behind a record may be (default: ``window``).
         into (str, "match"): the field that receives the right record.
 
     Bad input: a record without the join fields, or without a finite number in its
