@@ -102,14 +102,13 @@ class _Reader:
         if reserved:
             self.diags.append(
                 error(
-                    f"{what} {name!r} uses '{reserved[0]}', a reserved word of the .topo "
-                    "language",
+                    f"{what} {name!r} uses '{reserved[0]}', a reserved word of the .topo language",
                     self.loc(path),
                     "choose another name",
                 )
             )
         elif not pattern.fullmatch(name):
-            nested = " (an element of a group: group/name)" if pattern is _PATH else ""
+            nested = " (in a group: group/name)" if pattern is _PATH else ""
             self.diags.append(
                 error(
                     f"{what} {name!r} is not a name a .topo file can spell",

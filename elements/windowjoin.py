@@ -74,7 +74,11 @@ class WindowJoinMember(Element):
         Param("right_time", "str|null", None, doc="event-time field of the right stream"),
         Param("window", "number", doc="largest time difference of a pair", above=0),
         Param(
-            "lateness", "number|null", None, doc="how late a record may be (default window)", least=0
+            "lateness",
+            "number|null",
+            None,
+            doc="how late a record may be (default window)",
+            least=0,
         ),
         Param("into", "str", "match"),
     )

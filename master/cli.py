@@ -159,7 +159,7 @@ def run(
             case_sensitive=False,
             help="Which elements share a process: 'auto' = the topology's fuse statements plus "
             "chains into cheap elements (and more chains while a node has more processes "
-            "than slots); 'off' = one process per element; 'max' = fuse every chain."
+            "than slots); 'off' = one process per element; 'max' = fuse every chain.",
         ),
     ] = Fusion.auto,
     slots: Annotated[
@@ -247,7 +247,7 @@ def run(
         typer.Option(
             case_sensitive=False,
             help="live = table redrawn in place; plain = a status line every 5 s; quiet = only "
-            "warnings; auto = live on a terminal, else plain."
+            "warnings; auto = live on a terminal, else plain.",
         ),
     ] = DisplayMode.auto,
     summary_json: Annotated[

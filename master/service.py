@@ -20,7 +20,7 @@ from datablox.master.planner import NodeInfo, Plan, plan
 from datablox.master.runfolder import RunFolder
 from datablox.master.runopts import RunOptions, RunResult
 from datablox.master.shardreport import shard_lines, shard_summary
-from datablox.master.shardrun import Action, ShardController
+from datablox.master.shardrun import ShardController, forced_actions
 from datablox.master.state import Command, RunState
 from datablox.runtime.checkpoints import CheckpointStore
 from datablox.security import KeyPair
@@ -63,6 +63,7 @@ class Run(NodeWatch, RunEnding):
             options.max_processes = max(16, 4 * (os.cpu_count() or 1))
         # shards run as members: the runtime's topology has x#1, x#2, ... in place of x
         self.layout = Layout(tradecraft, min_members(tradecraft))
+        actions = forced_actions(self.layout, options.reshard)  # before any file is touched
         physical = self.layout.tradecraft()
         load = {
             link.name: float(link.figures.get("cpu_used", 0.0))
@@ -84,9 +85,7 @@ class Run(NodeWatch, RunEnding):
         #: messages from processes of an earlier one are ignored
         self.epoch = 0
         self.checkpoints = Coordinator(frozenset(self.state.elements), options.snapshot_every)
-        self.shards = ShardController(
-            self, self.layout, [Action.parse(a) for a in options.reshard], options.autoscale
-        )
+        self.shards = ShardController(self, self.layout, actions, options.autoscale)
         self.store = CheckpointStore(self.run_dir)
         #: the data plane's CURVE key pair (one per run), when it is encrypted
         self.data_keys = KeyPair.generate() if options.encrypt_data else None

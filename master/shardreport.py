@@ -30,6 +30,12 @@ def shard_summary(ctl: ShardController) -> dict[str, Any]:
             "decisions": record.decisions,
             "timeline": record.timeline,
             "moves": record.moves,
+            "forced_not_done": [
+                f"--reshard {a.text}: not done; the shard received {ctl.shard_in(name):,} of "
+                f"the {a.after:,} records it waited for"
+                for a in ctl.actions
+                if a.shard == name
+            ],
         }
     return out
 

@@ -37,7 +37,7 @@ from datablox.errors import RunError
 from datablox.master.planner import pick_node, process_name, shard_of
 from datablox.partition import PARTITIONS
 from datablox.registry import resolve
-from datablox.shards.layout import Layout, member_name
+from datablox.shards.layout import Layout, Shard, member_name
 from datablox.shards.policy import (
     Budget,
     Decision,
@@ -71,6 +71,8 @@ class Action:
     what: str
     count: int
     after: int
+    #: as the user wrote it
+    text: str = ""
 
     @classmethod
     def parse(cls, text: str) -> Action:
@@ -81,9 +83,45 @@ class Action:
             what, _, count = rest.partition("=")
             if what not in ("members", "move", "rebalance") or not shard:
                 raise ValueError
-            return cls(shard, what, int(count or 0), int(after or 0))
+            if (what == "rebalance") != (count == ""):
+                raise ValueError
+            action = cls(shard, what, int(count or 0), int(after or 0), text)
         except ValueError:
             raise RunError(f"--reshard: cannot read {text!r}", hint) from None
+        if action.after < 0:
+            raise RunError(
+                f"--reshard {text}: RECORDS must be 0 or more, got {action.after}",
+                "the change is made once the shard has received that many records",
+            )
+        return action
+
+    def problem(self, shard: Shard) -> str | None:
+        """Why this change cannot be made to ``shard`` as it was declared, or None."""
+        if self.what == "members" and not shard.min <= self.count <= shard.max:
+            return (
+                f"--reshard {self.text}: shard '{shard.name}' has from {shard.min} to "
+                f"{shard.max} members (its shard(min=…, max=…)), so not {self.count}"
+            )
+        if self.what != "members" and shard.table is None:
+            return f"--reshard {self.text}: shard '{shard.name}' is a pool: it has no partitions"
+        if self.what == "move" and not 1 <= self.count <= PARTITIONS:
+            return f"--reshard {self.text}: a move takes 1 to {PARTITIONS} partitions"
+        return None
+
+
+def forced_actions(layout: Layout, texts: list[str]) -> list[Action]:
+    """The ``--reshard`` changes, each checked against its shard as declared."""
+    actions = [Action.parse(text) for text in texts]
+    for action in actions:
+        if action.shard not in layout.shards:
+            raise RunError(
+                f"--reshard names '{action.shard}', which is not a shard of this topology",
+                f"shards: {', '.join(layout.shards) or 'none'}",
+            )
+        problem = action.problem(layout.shards[action.shard])
+        if problem is not None:
+            raise RunError(problem, "see docs/shards.md, 'Forcing a change'")
+    return actions
 
 
 @dataclass
@@ -106,12 +144,6 @@ class ShardController:
         self.layout = layout
         self.actions = list(actions)
         self.autoscale = autoscale
-        for action in actions:
-            if action.shard not in layout.shards:
-                raise RunError(
-                    f"--reshard names '{action.shard}', which is not a shard of this topology",
-                    f"shards: {', '.join(layout.shards) or 'none'}",
-                )
         self.policies = {n: PolicyState(planned=len(s.members)) for n, s in layout.shards.items()}
         #: partitions per move: all at once when the class's queued records only read the
         #: state (a JOIN: the export does not wait for them), else MOVE_BATCH
@@ -390,10 +422,9 @@ class ShardController:
     def forced(self, action: Action) -> Waiting:
         shard = self.layout.shards[action.shard]
         if action.what == "members":
-            yield from self.scale(action.shard, max(1, action.count))
+            yield from self.scale(action.shard, action.count)
             return
-        if shard.table is None:
-            raise RunError(f"shard '{shard.name}' is a pool: it has no partitions to move")
+        assert shard.table is not None  # Action.problem refused a pool at start
         counts = {m: 0 for m in shard.members} | shard.table.counts()
         if action.what == "rebalance":
             moves = plan_add(shard.table, [])

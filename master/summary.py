@@ -6,8 +6,8 @@ from rich.console import Console
 
 from datablox.filenames import dead_letter_file
 from datablox.master.display import element_table
-from datablox.master.words import counted
 from datablox.master.service import RunResult
+from datablox.master.words import counted
 
 
 def print_summary(result: RunResult, console: Console, table: bool = True) -> None:
@@ -74,6 +74,8 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
         )
         for d in changes:
             console.print(f"  at {d['at']:.1f} s: {d['reason']}", highlight=False)
+        for line in shard.get("forced_not_done", []):
+            console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
     for line in st.lost():
         console.print(f"[red]lost:[/red] {line}", highlight=False, soft_wrap=True)
     for problem in result.problems:

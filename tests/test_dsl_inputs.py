@@ -363,7 +363,7 @@ def test_json_names_must_be_names_a_topo_file_can_spell() -> None:
 
         error: element name 'a b#2' is not a name a .topo file can spell
          --> <tradecraft>: elements[0].name
-          = hint: use letters, digits and _, not starting with a digit (an element of a group: group/name)
+          = hint: use letters, digits and _, not starting with a digit (in a group: group/name)
 
         error: element name 'g/element' uses 'element', a reserved word of the .topo language
          --> <tradecraft>: elements[1].name

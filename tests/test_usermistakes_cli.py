@@ -154,3 +154,54 @@ def test_describe_and_classes_know_the_built_in_groups(tmp_path: Path) -> None:
         "WindowJoin       ports: left, right, out, late",
     ):
         assert line in listed.stdout
+
+
+KEYED = """topology keyed {
+    element src = Generate(count=3000, keys=50)
+    element counts = KeyCount(key="key") shard(min=1, max=3, key="key")
+    element out = Count()
+    src -> counts -> out
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("action", "says"),
+    [
+        (
+            "counts:members=9@10",
+            "error: --reshard counts:members=9@10: shard 'counts' has from 1 to 3 members (its shard(min=…, max=…)), so not 9",
+        ),
+        ("counts:members=0@10", "so not 0"),
+        ("counts:move=0@10", "error: --reshard counts:move=0@10: a move takes 1 to 256 partitions"),
+        ("counts:move=300@10", "a move takes 1 to 256 partitions"),
+        ("counts:members@10", "error: --reshard: cannot read 'counts:members@10'"),
+        (
+            "counts:members=2@-1",
+            "error: --reshard counts:members=2@-1: RECORDS must be 0 or more, got -1",
+        ),
+    ],
+)
+def test_a_forced_change_that_cannot_be_made_fails_before_the_run(
+    tmp_path: Path, action: str, says: str
+) -> None:
+    """Before: members=9 was clamped to the shard's max and members=0 raised to 1, silently."""
+    (tmp_path / "keyed.topo").write_text(KEYED)
+    proc = cli("run", "keyed.topo", "--reshard", action, "--run-dir", "rd", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # as every other option of run
+    assert says in proc.stderr, proc.stderr
+    assert not (tmp_path / "rd").exists()
+
+
+def test_a_forced_change_the_run_ends_before_is_named_in_the_summary(tmp_path: Path) -> None:
+    (tmp_path / "keyed.topo").write_text(KEYED)
+    proc = cli(
+        "run", "keyed.topo", "--reshard", "counts:members=2@5000", "--no-autoscale",
+        "--run-dir", "rd", "--display", "plain", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stdout + proc.stderr
+    assert (
+        "warning: --reshard counts:members=2@5000: not done; the shard received 3,000 of the "
+        "5,000 records it waited for" in said
+    ), said
