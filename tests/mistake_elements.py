@@ -256,6 +256,42 @@ class FailsAt(Element):
         self.emit(record)
 
 
+class FailsInHook(Element):
+    """Passes records on, and raises ElementError in ``hook`` (on_end or on_finish)."""
+
+    ports = (push_in("in"), push_out("out"))
+    params = (Param("hook", "str"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.hook = params["hook"]
+
+    def on_record(self, port: str, record: dict[str, Any]) -> None:
+        self.emit(record)
+
+    def on_end(self, port: str) -> None:
+        if self.hook == "on_end":
+            raise ElementError("the end came too soon")
+
+    def on_finish(self) -> None:
+        if self.hook == "on_finish":
+            raise ElementError("the end came too soon")
+
+
+class FailsInGenerate(Source):
+    """Emits ``count`` records, then raises ElementError from generate."""
+
+    ports = (push_out("out"),)
+    params = (Param("count", "int"),)
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.count = params["count"]
+
+    def generate(self) -> Iterator[dict[str, Any]]:
+        for i in range(self.count):
+            yield {"id": i}
+        raise ElementError("the end came too soon")
+
+
 class ExitsOnce(Element):
     """Ends its process with ``os._exit(code)`` at id ``at``, once (``marker`` remembers)."""
 

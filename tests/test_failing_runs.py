@@ -38,6 +38,31 @@ def test_an_element_error_stops_an_endless_run_at_once(tmp_path: Path, fusion: s
         assert got == list(range(len(got))) and len(got) <= 2000, "a clean prefix"
 
 
+@pytest.mark.parametrize(
+    ("source", "middle", "says"),
+    [
+        ("Generate(count=100)", 'FailsInHook(hook="on_end")', "element 'x' port 'in' (on_end)"),
+        ("Generate(count=100)", 'FailsInHook(hook="on_finish")', "element 'x' in on_finish"),
+        ("mistake_elements:FailsInGenerate(count=100)", None, "element 'src' in generate"),
+    ],
+)
+def test_an_element_error_outside_a_record_names_the_element_and_the_hook(
+    tmp_path: Path, source: str, middle: str | None, says: str
+) -> None:
+    """Before: the error's own text alone, naming neither the element nor where."""
+    topo(
+        tmp_path / "t.topo",
+        f"    element src = {source}\n"
+        + (f"    element x = mistake_elements:{middle}\n" if middle else "")
+        + "    element out = Count()\n"
+        + ("    src -> x -> out" if middle else "    src -> out"),
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", "off", timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert f"{says}: the end came too soon" in done.stdout + done.stderr, done.stderr
+    assert not TRACEBACK.search(done.stderr)
+
+
 @pytest.mark.parametrize("code", [0, 3, 5])
 def test_an_element_that_ends_its_process_mid_run_is_a_crash_and_is_restored(
     tmp_path: Path, code: int

@@ -35,16 +35,15 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def named(exc: ElementError, element: str, port: str) -> ElementError:
-    """An ElementError raised in ``element``'s hook on ``port``, saying so (errors the
-    runtime raises, and those of a fused neighbour, name their element already)."""
+def named(exc: ElementError, element: str, where: str) -> ElementError:
+    """An ElementError raised in ``element``'s code, saying so and ``where`` ("port 'in'",
+    "in on_finish"); errors the runtime raises, and those of a fused neighbour, name
+    their element already."""
     if exc.element is not None:
         return exc  # a fused neighbour's, named already
     text = str(exc)
     found = (
-        exc
-        if text.startswith("element '")
-        else ElementError(f"element '{element}' port '{port}': {text}")
+        exc if text.startswith("element '") else ElementError(f"element '{element}' {where}: {text}")
     )
     found.element = element
     return found
@@ -234,14 +233,14 @@ class Handler:
                     try:
                         on_record(port, record)
                     except ElementError as exc:
-                        raise named(exc, element.name, port) from None
+                        raise named(exc, element.name, f"port '{port}'") from None
                     except Exception as exc:
                         self._failed(port, record, exc)
             else:
                 try:
                     element.on_batch(port, records)
                 except ElementError as exc:
-                    raise named(exc, element.name, port) from None
+                    raise named(exc, element.name, f"port '{port}'") from None
                 except Exception as exc:
                     for record in records:
                         self._failed(port, record, exc)
@@ -257,7 +256,7 @@ class Handler:
             self.ctx.flush()
             return True, answer
         except ElementError as exc:
-            raise named(exc, self.element.name, port) from None
+            raise named(exc, self.element.name, f"port '{port}'") from None
         except Exception as exc:
             text = error_text(exc)
             self._log(self.element.name, f"error answering query on port '{port}': {text}")

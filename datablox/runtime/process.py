@@ -29,7 +29,7 @@ from datablox.ports import validate_params
 from datablox.registry import add_search_path, resolve
 from datablox.runtime.checkpoints import CheckpointStore
 from datablox.runtime.context import ElementContext, OutPort
-from datablox.runtime.handling import DeadLetterFile, Handler, error_text
+from datablox.runtime.handling import DeadLetterFile, Handler, error_text, named
 from datablox.runtime.hosted import Hosted
 from datablox.runtime.links import DroppingLink, LocalLink, RemoteLink
 from datablox.runtime.loop import EventLoop
@@ -311,8 +311,9 @@ class ProcessRuntime(EventLoop):
         try:
             getattr(hosted.element, hook)(*args)
             hosted.ctx.flush()
-        except ElementError:
-            raise
+        except ElementError as exc:
+            where = f"port '{args[0]}' (on_end)" if hook == "on_end" else f"in {hook}"
+            raise named(exc, hosted.name, where) from None
         except Exception as exc:
             hosted.failed = f"{hook} failed: {error_text(exc)}"
             self.log(hosted.name, hosted.failed)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datablox.element import Source
 from datablox.errors import ElementError
 from datablox.runtime.context import OutPort
-from datablox.runtime.handling import error_text
+from datablox.runtime.handling import error_text, named
 from datablox.runtime.hosted import Hosted
 
 
@@ -67,8 +67,8 @@ def _pump_records(
                 break
         else:
             hosted.source_done = True
-    except ElementError:
-        raise
+    except ElementError as exc:
+        raise named(exc, hosted.name, "in generate") from None
     except Exception as exc:
         _failed(hosted, "generate", exc)
 
@@ -85,8 +85,8 @@ def _pump_list(hosted: Hosted, out: OutPort) -> None:
             batch = next(hosted.gen)
         except StopIteration:
             hosted.source_done = True
-        except ElementError:
-            raise
+        except ElementError as exc:
+            raise named(exc, hosted.name, "in generate_batches") from None
         except Exception as exc:
             _failed(hosted, "generate_batches", exc)
     if batch:
