@@ -42,9 +42,9 @@ def named(exc: ElementError, element: str, where: str) -> ElementError:
     if exc.element is not None:
         return exc  # a fused neighbour's, named already
     text = str(exc)
-    found = (
-        exc if text.startswith("element '") else ElementError(f"element '{element}' {where}: {text}")
-    )
+    found = exc
+    if not text.startswith("element '"):
+        found = ElementError(f"element '{element}' {where}: {text}")
     found.element = element
     return found
 
