@@ -11,6 +11,7 @@ from datablox.dsl import ir
 from datablox.dsl.calls import calls_of, check_calls
 from datablox.dsl.classes import Loaded, load_classes
 from datablox.dsl.diagnostics import Diagnostic, Location, error, unique, warning
+from datablox.dsl.limits import MAX_FUSED_CHAIN
 from datablox.dsl.paramcheck import (
     hook_location,
     param_location,
@@ -326,6 +327,14 @@ class _Checker:
                         self.at(("fuse", g, 0)),
                         "fuse lists two elements or more, to run in one process",
                     )
+                )
+            if len(set(members)) > MAX_FUSED_CHAIN:
+                self.err(
+                    f"fuse lists {len(set(members))} elements; at most {MAX_FUSED_CHAIN} run "
+                    "in one process",
+                    self.at(("fuse", g, 0)),
+                    "fused elements call each other directly and Python's stack holds about "
+                    f"{MAX_FUSED_CHAIN} of them; split the list into several fuse statements",
                 )
             for j, name in enumerate(members):
                 loc = self.at(("fuse", g, j), ("fuse", g, 0))

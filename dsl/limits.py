@@ -1,4 +1,5 @@
-"""What a parameter value may hold: 64-bit integers, finite floats, and at most 100 levels."""
+"""Limits a topology must keep: what a parameter value may hold (64-bit integers, finite
+floats, at most 100 levels) and how many elements may share a process."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from typing import Any
 MAX_DEPTH = 100
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
+
+#: The most elements fusion puts into one process: a fused chain hands each batch on by
+#: direct calls, about ten Python frames per element, and Python's stack stops at 1,000
+#: (the planner runs a longer chain as several processes; an explicit fuse is refused).
+MAX_FUSED_CHAIN = 40
 
 CARRY_HINT = "records and parameters carry 64-bit integers and finite floats only"
 DEPTH_HINT = f"lists and maps may nest at most {MAX_DEPTH} levels deep"

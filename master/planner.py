@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from datablox.dsl.limits import MAX_FUSED_CHAIN
 from datablox.errors import RunError
 
 FusionMode = Literal["auto", "off", "max"]
@@ -42,12 +43,6 @@ class Plan:
 
     def process_of(self) -> dict[str, str]:
         return {e: p.name for p in self.processes for e in p.elements}
-
-
-#: The most elements fusion puts into one chain: a fused chain hands each batch on by
-#: direct calls, about ten Python frames per element, and Python's stack stops at 1,000
-#: (a longer chain runs as several processes).
-MAX_FUSED_CHAIN = 40
 
 
 class _Groups:

@@ -483,3 +483,24 @@ def test_all_errors_are_collected_in_source_order() -> None:
         "error: parameter 'count' of cases:Src must be int, got str 'x'",
         "error: unknown element 'zz'",
     ]
+
+
+def test_a_fuse_statement_longer_than_a_process_can_hold_is_an_error() -> None:
+    """Before: fusion capped its own chains at 40 but took a longer fuse as written."""
+    names = [f"m{i}" for i in range(41)]
+    elements = "\n".join(f'    element {n} = Map(set={{"x": "1"}})' for n in names)
+    out = rendered(
+        "topology t {\n    element src = Generate(count=1)\n"
+        f"{elements}\n    src -> {' -> '.join(names)}\n    fuse {', '.join(names)}\n}}\n"
+    )
+    assert out.startswith(
+        "error: fuse lists 41 elements; at most 40 run in one process\n  --> t.topo:45:10\n"
+    ), out
+    assert "split the list into several fuse statements" in out
+    names.pop()  # 40 is fine
+    assert "fuse lists" not in rendered(
+        "topology t {\n    element src = Generate(count=1)\n"
+        + "\n".join(f'    element {n} = Map(set={{"x": "1"}})' for n in names)
+        + f"\n    src -> {' -> '.join(names)}\n    fuse {', '.join(names)}\n"
+        "    element bad = Nope()\n}\n"
+    )

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from datablox.dsl.limits import MAX_FUSED_CHAIN
 from datablox.errors import DatabloxError
 from datablox.master.planner import (
-    MAX_FUSED_CHAIN,
     FusionMode,
     NodeInfo,
     Plan,
