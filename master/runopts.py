@@ -170,6 +170,7 @@ class RunResult:
             "finished_after": self.finished_after,
             "run_dir": str(self.run_dir),
             "problems": self.problems,
+            "warnings": st.warnings,
             "lost": st.lost(),
             "checkpoints": self.checkpoints,
             "shards": self.shards,

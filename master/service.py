@@ -128,6 +128,7 @@ class Run(NodeWatch, RunEnding):
                 "load": self._on_load,
                 "finished": self._on_finished,
                 "log": self._on_log,
+                "warning": self._on_warning,
                 "element_finished": self._on_element_finished,
                 "outputs_ended": self._on_outputs_ended,
                 "exited": self._on_exited,
@@ -327,6 +328,12 @@ class Run(NodeWatch, RunEnding):
 
     def _on_log(self, msg: dict[str, Any], process: str) -> None:
         self.display.log(f"{msg.get('element')}: {msg.get('message')}")
+
+    def _on_warning(self, msg: dict[str, Any], process: str) -> None:
+        text = str(msg.get("text"))
+        if text not in self.state.warnings:  # a restarted process says it again
+            self.state.warnings.append(text)
+            self.display.log(f"warning: {text}")
 
     def _on_element_finished(self, msg: dict[str, Any], process: str) -> list[Command]:
         now = time.monotonic()

@@ -119,6 +119,8 @@ class RunState:
         self.stopping = False
         #: lines shown under the live table (one per shard)
         self.notes: list[str] = []
+        #: what elements said the user should know, though it is not an error
+        self.warnings: list[str] = []
 
     # ---- start-up ----------------------------------------------------------
     def spec_for(self, process: str) -> dict[str, Any]:

@@ -76,6 +76,8 @@ def print_summary(result: RunResult, console: Console, table: bool = True) -> No
             console.print(f"  at {d['at']:.1f} s: {d['reason']}", highlight=False)
         for line in shard.get("forced_not_done", []):
             console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
+    for line in st.warnings:
+        console.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
     for line in st.lost():
         console.print(f"[red]lost:[/red] {line}", highlight=False, soft_wrap=True)
     for problem in result.problems:

@@ -256,6 +256,16 @@ class FailsAt(Element):
         self.emit(record)
 
 
+class ReturnsRecord(Element):
+    """Returns each record from on_record instead of emitting it (a mistake)."""
+
+    ports = (push_in("in"), push_out("out"))
+
+    def on_record(self, port: str, record: dict[str, Any]) -> dict[str, Any]:
+        record["seen"] = True
+        return record
+
+
 class FailsInHook(Element):
     """Passes records on, and raises ElementError in ``hook`` (on_end or on_finish)."""
 

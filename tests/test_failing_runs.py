@@ -156,3 +156,26 @@ def test_emit_to_a_negative_connection_is_an_error_not_the_last_one(tmp_path: Pa
     assert "element 'a' emitted to connection -1 of 'out', which has 1 connection(s)" in (
         done.stderr
     ), done.stderr
+
+
+@pytest.mark.parametrize("fusion", ["off", "max"])
+def test_an_on_record_that_returns_its_record_is_warned_about_once(
+    tmp_path: Path, fusion: str
+) -> None:
+    """Before: every record vanished without a word (exit 0, empty output)."""
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=3000)\n"
+        "    element x = mistake_elements:ReturnsRecord()\n"
+        "    element out = Count()\n"
+        "    src -> x -> out",
+    )
+    done = run_cli(
+        tmp_path, "t.topo", "--fusion", fusion, "--summary-json", "s.json", timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    said = "element 'x' port 'in': on_record returned a value, which is ignored"
+    assert said in done.stdout + done.stderr, done.stderr
+    summary = orjson.loads((tmp_path / "s.json").read_bytes())
+    assert len(summary["warnings"]) == 1 and summary["warnings"][0].startswith(said)
+    assert summary["elements"]["out"]["in"] == 0

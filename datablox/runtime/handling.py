@@ -196,16 +196,28 @@ class Handler:
         ctx: ElementContext,
         log: Callable[[str, str], None],
         clock: Clock | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.element = element
         self.ctx = ctx
         self._log = log
+        #: says something the user should know that is not an error (once per kind)
+        self._warn = warn or (lambda text: log(element.name, text))
+        self._returned = False
         self._per_record = type(element).on_batch is Element.on_batch
         self.clock = clock or Clock()
         self.blocked = Account()
         self.work = Account(self.blocked)
         self.errors = 0
         self.received = 0
+
+    def _returned_value(self, port: str, hook: str) -> None:
+        """``hook`` returned something: the runtime ignores it, so say so, once."""
+        self._returned = True
+        self._warn(
+            f"element '{self.element.name}' port '{port}': {hook} returned a value, which "
+            "is ignored; call self.emit(record) to send a record on"
+        )
 
     def _failed(self, port: str, record: Any, exc: BaseException) -> None:
         self.reject(port, record, blame(record, port, error_text(exc)))
@@ -231,14 +243,16 @@ class Handler:
                 on_record = element.on_record
                 for record in records:
                     try:
-                        on_record(port, record)
+                        if on_record(port, record) is not None and not self._returned:
+                            self._returned_value(port, "on_record")
                     except ElementError as exc:
                         raise named(exc, element.name, f"port '{port}'") from None
                     except Exception as exc:
                         self._failed(port, record, exc)
             else:
                 try:
-                    element.on_batch(port, records)
+                    if element.on_batch(port, records) is not None and not self._returned:
+                        self._returned_value(port, "on_batch")
                 except ElementError as exc:
                     raise named(exc, element.name, f"port '{port}'") from None
                 except Exception as exc:

@@ -118,6 +118,11 @@ class ProcessRuntime(EventLoop):
         print(f"[{element}] {message}", file=sys.stderr, flush=True)
         self.send("log", element=element, message=message)
 
+    def warn(self, text: str) -> None:
+        """Something the user should know that is not an error: the summary shows it."""
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+        self.send("warning", text=text)
+
     def _await(self, op: str) -> dict[str, Any]:
         """Block for a control message ``op`` (startup only), handling others meanwhile."""
         deadline = time.monotonic() + self.startup_timeout
@@ -154,7 +159,7 @@ class ProcessRuntime(EventLoop):
             element.name = name
             ctx = ElementContext(name, {}, {}, self.dead, self.log, wait=self.wait)
             element._ctx = ctx
-            handler = Handler(element, ctx, self.log, self.clock)
+            handler = Handler(element, ctx, self.log, self.clock, self.warn)
             hosted = Hosted({**espec, "values": values}, element, ctx, handler)
             for port in cls.ports:
                 if port.kind == "push" and port.direction == "out":
