@@ -250,8 +250,9 @@ class Handler:
                     except Exception as exc:
                         self._failed(port, record, exc)
             else:
+                on_batch: Callable[[str, list[Any]], Any] = element.on_batch  # a user's may return
                 try:
-                    if element.on_batch(port, records) is not None and not self._returned:
+                    if on_batch(port, records) is not None and not self._returned:
                         self._returned_value(port, "on_batch")
                 except ElementError as exc:
                     raise named(exc, element.name, f"port '{port}'") from None
