@@ -25,9 +25,15 @@ def test_an_element_error_stops_an_endless_run_at_once(tmp_path: Path, fusion: s
         '    element out = JsonLinesSink(path="out.jsonl")\n'
         "    src -> x -> out",
     )
-    done = run_cli(tmp_path, "t.topo", "--fusion", fusion, timeout=120)
+    done = run_cli(
+        tmp_path, "t.topo", "--fusion", fusion, "--summary-json", "s.json", timeout=120
+    )
     assert done.returncode == 1, done.stderr
     assert "element 'x' port 'in': cannot go on at record 2000" in done.stderr, done.stderr
+    # the failing process reports its counters as it fails (before: those of its last
+    # report, a second old, often none at all)
+    counted = orjson.loads((tmp_path / "s.json").read_bytes())["elements"]
+    assert counted["x"]["in"] >= 2000 and counted["src"]["out"] >= 2000, counted
     assert not TRACEBACK.search(done.stderr)
     assert "stopping: element 'x' failed (element error), so the run has failed" in (
         done.stdout + done.stderr

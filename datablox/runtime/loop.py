@@ -333,11 +333,13 @@ class EventLoop(Checkpointing):
                     clock.leave(previous)
 
     # ---- load reports --------------------------------------------------------
-    def report_if_due(self) -> None:
+    def report_if_due(self, now_anyway: bool = False) -> None:
+        """Send the load report when one is due (``now_anyway``: at once, e.g. as the
+        process fails, so the master's counters are not those of the last report)."""
         now = time.monotonic()
-        if now - self.last_report < REPORT_EVERY:
+        if now - self.last_report < REPORT_EVERY and not now_anyway:
             return
-        span = now - self.last_report
+        span = max(now - self.last_report, 1e-6)
         self.last_report = now
         self.clock.settle()
         elements = {}

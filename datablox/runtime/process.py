@@ -8,6 +8,7 @@ the care-taker's control endpoint and the run folder.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -498,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         # the message names the element and port; a traceback would add nothing
         print(f"error: {exc}", file=sys.stderr, flush=True)
         who = exc.element if isinstance(exc, ElementError) and exc.element else "*"
+        with contextlib.suppress(Exception):  # the counters as they stand, for the summary
+            runtime.report_if_due(now_anyway=True)
         runtime.send("failed", element=who, error=str(exc), stage="run")
         runtime.close(linger=True)
         return EXIT_ELEMENT_ERROR
