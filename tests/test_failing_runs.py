@@ -25,9 +25,7 @@ def test_an_element_error_stops_an_endless_run_at_once(tmp_path: Path, fusion: s
         '    element out = JsonLinesSink(path="out.jsonl")\n'
         "    src -> x -> out",
     )
-    done = run_cli(
-        tmp_path, "t.topo", "--fusion", fusion, "--summary-json", "s.json", timeout=120
-    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", fusion, "--summary-json", "s.json", timeout=120)
     assert done.returncode == 1, done.stderr
     assert "element 'x' port 'in': cannot go on at record 2000" in done.stderr, done.stderr
     # the failing process reports its counters as it fails (before: those of its last
@@ -176,9 +174,7 @@ def test_an_on_record_that_returns_its_record_is_warned_about_once(
         "    element out = Count()\n"
         "    src -> x -> out",
     )
-    done = run_cli(
-        tmp_path, "t.topo", "--fusion", fusion, "--summary-json", "s.json", timeout=120
-    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", fusion, "--summary-json", "s.json", timeout=120)
     assert done.returncode == 0, done.stderr
     said = "element 'x' port 'in': on_record returned a value, which is ignored"
     assert said in done.stdout + done.stderr, done.stderr
