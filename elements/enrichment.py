@@ -97,6 +97,8 @@ class Enrichment(Source):
         self.stamp: Any = None
         self.sent = 0
         self.complete = True
+        #: the watched file has gone (the version sent stays)
+        self.gone = False
         self.reject = Rejects(self)
 
     def snapshot(self) -> Any:
@@ -155,7 +157,23 @@ class Enrichment(Source):
             return [(row, {"row": i}) for i, row in enumerate(rows)], zlib.crc32(
                 orjson.dumps(rows, option=orjson.OPT_SORT_KEYS)
             )
-        st = os.stat(self.path)
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self.stamp is None or not self.complete:
+                raise  # no whole version to keep
+            # gone while watched (often a moment, while an editor or a copy replaces it):
+            # the JOIN keeps the version it has until a file is there again
+            if not self.gone:
+                self.gone = True
+                self.log(
+                    f"dataset file '{self.path}' is gone; version {self.version} stays "
+                    "until a file is there again"
+                )
+            return [], self.stamp
+        if self.gone:
+            self.gone = False
+            self.log(f"dataset file '{self.path}' is back")
         stamp = [st.st_mtime_ns, st.st_size]
         if stamp == self.stamp and self.complete:
             return [], stamp  # unchanged: not read again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import random
 import signal
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.elements import ReplaceAt  # noqa: F401  (the tests name it join_elements:ReplaceAt)
-from datablox import Element, Param, Source, push_out
+from datablox import Element, Param, Source, push_in, push_out
 from datablox.elements.join import JoinMember
 from datablox.ports import query_in
 from tests.test_join import dataset
@@ -124,3 +125,30 @@ class Events(Source):
             if ahead > 0.001:
                 self.wait(ahead)
             yield r
+
+
+class RemoveAt(Element):
+    """Passes records on; when record ``at`` goes by, deletes ``target``; when record
+    ``back`` goes by (if given), copies ``source`` to ``target``."""
+
+    ports = (push_in("in"), push_out("out"))
+    params = (
+        Param("at", "int"),
+        Param("target", "path"),
+        Param("back", "int|null", None),
+        Param("source", "path|null", None),
+    )
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        self.at, self.target = params["at"], params["target"]
+        self.back, self.source = params["back"], params["source"]
+
+    def on_batch(self, port: str, records: list[Any]) -> None:
+        ids = {r["id"] for r in records}
+        if self.at in ids:
+            os.remove(self.target)
+        if self.back is not None and self.back in ids:
+            tmp = f"{self.target}.tmp"
+            shutil.copyfile(self.source, tmp)
+            os.replace(tmp, self.target)
+        self.emit_many(records)

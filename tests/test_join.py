@@ -221,6 +221,38 @@ def test_a_new_dataset_version_switches_each_key_at_one_point(
         last_version[key] = v
 
 
+def test_a_watched_dataset_that_goes_away_keeps_its_version_until_it_is_back(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Before: a watched file deleted mid-run failed the run. Now version 1 stays while
+    the file is gone (from record 6,000), and the file put back at record 18,000 is
+    version 2; each record is enriched from exactly one of them."""
+    data = tmp_path / "data.jsonl"
+    write_dataset(data, dataset(1))
+    write_dataset(tmp_path / "next.jsonl", dataset(2))
+    out = tmp_path / "out.jsonl"
+    text = f"""
+    topology gone {{
+        element src  = Generate(count={COUNT}, rate=6000, keys={KEYS})
+        element rm   = join_elements:RemoveAt(at=6000, target="{data}", back=18000,
+                                              source="{tmp_path / "next.jsonl"}")
+        element geo  = Join(key="key", dataset_key="code", path="{data}", kind="left",
+                            watch=0.05)
+        element out  = JsonLinesSink(path="{out}")
+        src -> rm -> geo -> out
+    }}
+    """
+    result = cluster.run(compiled(tmp_path, text), autoscale=False, fusion="off")
+    assert result.exit_code == 0, result.problems
+    rows = got(out)
+    version_of = {i: v for (i, _, v) in rows}
+    assert sorted(version_of) == list(range(COUNT))
+    assert set(version_of.values()) == {1, 2}
+    want = expected(dataset(1), "left", 1) + expected(dataset(2), "left", 2)
+    assert rows == Counter({k: n for k, n in want.items() if version_of[k[0]] == k[2]})
+    assert all(version_of[i] == 1 for i in range(6000)), "version 1 until the file is gone"
+
+
 def test_a_dataset_pushed_by_another_element(cluster: Cluster, tmp_path: Path) -> None:
     write_dataset(tmp_path / "rows.jsonl", dataset())
     out = tmp_path / "out.jsonl"
