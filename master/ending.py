@@ -30,9 +30,61 @@ class RunEnding:
     too_many_dead: bool
     failing: str | None
     unreported_since: dict[str, float]
+    #: Ctrl-Cs (and SIGTERMs) seen so far
+    seen_interrupts: int = 0
+    #: when the orderly stop began (None: not stopping)
+    stop_at: float | None = None
+    #: a Ctrl-C came while a restore was under way: stop once the data flows again
+    stop_after_restore: bool = False
 
     def kill(self) -> None:
         raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def on_interrupts(self, interrupts: int, now: float) -> None:
+        """A first Ctrl-C drains (after a restore under way, once it is done); a second kills."""
+        if interrupts <= self.seen_interrupts:
+            return
+        first = self.seen_interrupts == 0
+        self.seen_interrupts = interrupts
+        if interrupts == 1 and first and self.phase in ("running", "recovering"):
+            self.stop_at = now  # the drain timeout counts from the Ctrl-C
+            if self.phase == "recovering":
+                self.stop_after_restore = True
+                self.display.log(
+                    "a restore is under way: the run stops once it is done (Ctrl-C again "
+                    f"to kill; killed anyway after {self.options.drain_timeout:g} s)"
+                )
+                return
+            self.display.log(
+                "stopping: sources stop, queues drain, sinks flush "
+                f"(Ctrl-C again to kill; killed anyway after {self.options.drain_timeout:g} s)"
+            )
+            self.stop()
+        else:
+            self.display.log("killing every element process")
+            self.kill()
+
+    def stop_if_wanted(self, now: float) -> None:
+        """Begin the orderly stop that a Ctrl-C during a restore, too many dead letters or
+        a failed element asks for, once the data flows."""
+        if self.phase != "running" or self.state.stopping:
+            return
+        why = None
+        if self.stop_after_restore:
+            why = "the restore is done"
+        elif self.stop_at is None and self.dead_letters_over():
+            why = f"more than {self.options.max_dead_letters:,} records went to dead letters"
+        elif self.stop_at is None and self.failing:
+            why = f"{self.failing}, so the run has failed"
+        if why is None:
+            return
+        self.stop_after_restore = False
+        self.display.log(f"stopping: {why}; sources stop, queues drain, sinks flush")
+        self.stop()
+        self.stop_at = self.stop_at or now
 
     def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
         raise NotImplementedError

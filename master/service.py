@@ -491,31 +491,16 @@ class Run(NodeWatch, RunEnding):
         self.display.start(self.state)
         for notice in self.notices():
             self.display.log(notice)
-        seen_interrupts = 0
-        stop_at: float | None = None
         last_draw = 0.0
         try:
             while not self.state.done():
                 if self.final_reports_overdue():
                     break
-                interrupts = self.interrupted()
-                if interrupts > seen_interrupts:
-                    seen_interrupts = interrupts
-                    if interrupts == 1 and self.phase == "running":
-                        self.display.log(
-                            "stopping: sources stop, queues drain, sinks flush "
-                            f"(Ctrl-C again to kill; killed anyway after "
-                            f"{self.options.drain_timeout:g} s)"
-                        )
-                        self.stop()
-                        stop_at = time.monotonic()
-                    else:
-                        self.display.log("killing every element process")
-                        self.kill()
+                self.on_interrupts(self.interrupted(), time.monotonic())
                 if (
-                    stop_at is not None
+                    self.stop_at is not None
                     and not self.kill_sent
-                    and time.monotonic() - stop_at > self.options.drain_timeout
+                    and time.monotonic() - self.stop_at > self.options.drain_timeout
                 ):
                     self.drain_overdue()
                 if (
@@ -536,20 +521,7 @@ class Run(NodeWatch, RunEnding):
                 for target, command in self.silent_exits(now):
                     if not self.state.processes[target].exited:
                         self.to_process(target, command)
-                if self.phase == "running" and stop_at is None and self.dead_letters_over():
-                    self.display.log(
-                        f"stopping: more than {self.options.max_dead_letters:,} records went "
-                        "to dead letters"
-                    )
-                    self.stop()
-                    stop_at = now
-                if self.phase == "running" and stop_at is None and self.failing:
-                    self.display.log(
-                        f"stopping: {self.failing}, so the run has failed; sources stop, "
-                        "queues drain, sinks flush"
-                    )
-                    self.stop()
-                    stop_at = now
+                self.stop_if_wanted(now)
                 if self.phase == "running":
                     if not self.shards.busy():
                         self.ask_checkpoint(now)
@@ -566,9 +538,11 @@ class Run(NodeWatch, RunEnding):
         elapsed = time.monotonic() - (self.go_at or started)
         problems = list(self.state.problems)
         code = 1 if self.state.failed() else 0
-        if seen_interrupts:
+        if self.seen_interrupts:
             code = 130
-        result = RunResult(code, bool(seen_interrupts), self.state, self.run_dir, elapsed, problems)
+        result = RunResult(
+            code, bool(self.seen_interrupts), self.state, self.run_dir, elapsed, problems
+        )
         result.checkpoints = self.checkpoint_figures()
         result.shards = shard_summary(self.shards)
         result.run_id, result.remote = self.run_id, not self.shared

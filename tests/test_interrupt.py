@@ -203,3 +203,66 @@ def test_ctrl_c_stops_a_slowly_paced_source_at_once(
         assert figures["elements"]["src"]["out"] == 1
         assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [0]
         assert element_processes(run_dir) == []
+
+
+# A pass-through element that crashes once, at record 15000 (after a checkpoint), and then
+# takes a while to start again: the Ctrl-C below lands while the run restores.
+SLOW_RESTART_MODULE = '''
+"""Crashes once; its restart is slow on purpose."""
+
+import os
+import time
+
+from datablox import Element, push_in, push_out
+
+
+class SlowRestart(Element):
+    ports = (push_in("in"), push_out("out"))
+
+    def on_start(self, params):
+        if os.path.exists("crashed"):
+            time.sleep(3)  # slow on purpose: the restore is under way meanwhile
+
+    def on_record(self, port, record):
+        if record["id"] == 15000 and not os.path.exists("crashed"):
+            open("crashed", "w").close()
+            os._exit(1)
+        self.emit(record)
+'''
+
+SLOW_RESTART = """
+topology slow {
+    element src = Generate(count=null, rate=10000)
+    element mid = slowmod:SlowRestart()
+    element out = JsonLinesSink(path="out/x.jsonl")
+    src -> mid -> out
+}
+"""
+
+
+def test_a_ctrl_c_during_a_restore_drains_once_the_restore_is_done(tmp_path: Path) -> None:
+    """Before: a Ctrl-C while the run restored killed every process."""
+    (tmp_path / "slow.topo").write_text(SLOW_RESTART)
+    (tmp_path / "slowmod.py").write_text(SLOW_RESTART_MODULE)
+    out = tmp_path / "out" / "x.jsonl"
+    log = tmp_path / "stderr.txt"
+    with master_run(tmp_path, "slow.topo") as (proc, run_dir, summary):
+        wait_until(
+            lambda: "restoring every element" in log.read_text(),
+            timeout=60,
+            what="the restore to begin",
+        )
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130
+        stderr = log.read_text()
+        assert "a restore is under way: the run stops once it is done" in stderr, stderr
+        assert "stopping: the restore is done; sources stop, queues drain" in stderr, stderr
+        assert "killing" not in stderr, stderr
+        figures = json.loads(summary.read_text())
+        assert figures["problems"] == [], figures["problems"]
+        emitted = figures["elements"]["src"]["out"]
+        assert emitted >= 5000, "restored from a checkpoint after the start"
+        # every record once, in order: the restore replayed from the checkpoint
+        ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+        assert ids == list(range(emitted))
+        assert element_processes(run_dir) == []
