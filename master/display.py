@@ -45,14 +45,20 @@ def element_table(state: RunState, title: str | None = None, elapsed: float | No
         ("state", "left"),
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    now = time.monotonic()
     for view in state.elements.values():
         proc = state.processes[view.process]
+        silent = state.silent_for(view.process, now)
         shown = (
             "failed"
             if view.failed
             else "done"
             if view.finished
-            else ("starting" if not proc.started else "running")
+            else "starting"
+            if not proc.started
+            else f"silent {silent:.0f} s"
+            if silent is not None and not view.finished
+            else "running"
         )
         rate = view.rate
         if elapsed:
@@ -139,6 +145,9 @@ class PlainDisplay:
         for view in state.elements.values():
             prog = view.stats.get("progress")
             extra = f"/{prog[1]:,}" if prog and prog[1] else ""
+            silent = None if view.finished else state.silent_for(view.process, now)
+            if silent is not None:
+                extra += f" (no report for {silent:.0f} s: busy in its own code?)"
             parts.append(f"{view.name} {max(view.records_in, view.records_out):,}{extra}")
         print(f"[{elapsed:6.1f}s] " + "; ".join(parts), file=self.stream, flush=True)
         for note in state.notes:

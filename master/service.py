@@ -292,10 +292,12 @@ class Run(NodeWatch, RunEnding):
             self.checkpoints.start(now)
             for name, proc in st.processes.items():
                 if not proc.exited:
+                    proc.last_load = now  # silent from here on when no report comes
                     self.to_process(name, {"op": "go"})
                     if st.stopping:
                         self.to_process(name, {"op": "stop"})
         elif self.phase == "running":
+            st.processes[process].last_load = time.monotonic()
             self.to_process(process, {"op": "go"})
             if st.stopping:
                 self.to_process(process, {"op": "stop"})

@@ -77,6 +77,13 @@ class ProcessView:
     rss: int = 0
     peak_rss: int = 0
     pid: int | None = None
+    #: when its last load report arrived (monotonic), once it runs
+    last_load: float | None = None
+
+
+#: Seconds without a load report (sent every second) after which a running process is
+#: shown as silent rather than with its last figures alone.
+SILENT_AFTER = 3.0
 
 
 class RunState:
@@ -201,6 +208,7 @@ class RunState:
     # ---- running -----------------------------------------------------------
     def on_load(self, process: str, msg: Mapping[str, Any], now: float) -> None:
         proc = self.processes[process]
+        proc.last_load = now
         for key in ("cpu", "rss", "peak_rss"):
             if key in msg:
                 setattr(proc, key, msg[key])
@@ -382,6 +390,15 @@ class RunState:
             why = f"not taken: '{receiver}' failed" if self.elements[receiver].failed else "lost"
             out.append(f"{edge}: {sent:,} sent, {recv:,} received ({sent - recv:,} {why})")
         return out
+
+    def silent_for(self, process: str, now: float) -> float | None:
+        """Seconds a running process has not reported for, past :data:`SILENT_AFTER`
+        (its loop is held: an element stuck in its own code, or in a long hook), or None."""
+        proc = self.processes[process]
+        if proc.exited or not proc.started or proc.last_load is None:
+            return None
+        age = now - proc.last_load
+        return age if age > SILENT_AFTER else None
 
     def done(self) -> bool:
         """Every process has exited, and those that finished have sent their last report."""

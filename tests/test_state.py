@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -388,3 +389,23 @@ def test_counts_in_messages_take_the_right_number() -> None:
     assert counted(0, "element") == "0 elements"
     assert counted(1234, "time") == "1,234 times"
     assert counted(2, "entry", "entries") == "2 entries"
+
+
+def test_a_running_process_that_stops_reporting_is_shown_as_silent() -> None:
+    """Before: an element stuck in its own code kept its last figures, often 'idle'."""
+    from rich.console import Console
+
+    from datablox.master.display import element_table
+
+    st = fresh()
+    assert st.silent_for("p1-mid", 100.0) is None, "not started: not silent"
+    st.processes["p1-mid"].started = True
+    st.on_load("p1-mid", {"recv": {"0": 10}}, now=10.0)
+    assert st.silent_for("p1-mid", 12.5) is None
+    assert st.silent_for("p1-mid", 14.0) == 4.0
+    st.processes["p1-mid"].last_load = time.monotonic() - 7.2
+    console = Console(width=250, record=True)
+    console.print(element_table(st))
+    assert "silent 7 s" in console.export_text()
+    st.processes["p1-mid"].exited = "finished"
+    assert st.silent_for("p1-mid", 1e9) is None
