@@ -235,7 +235,8 @@ def run(
         int | None,
         typer.Option(
             help="The most element processes a node runs, shard members included (bounds "
-            "memory; default: 4 per core, at least 16)."
+            "memory; given, a topology that needs more is refused before it starts; "
+            "default: 4 per core, at least 16, for shard members)."
         ),
     ] = None,
     run_dir: Annotated[

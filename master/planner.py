@@ -310,3 +310,15 @@ def process_name(number: int, element: str) -> str:
     if len(name) > PROCESS_NAME_CHARS:
         name = name[:PROCESS_NAME_CHARS] + "~"
     return f"p{number}-{name}"
+
+
+def over_process_limit(p: Plan, limit: int) -> str | None:
+    """Why ``p`` runs more element processes on a node than ``limit`` allows, or None."""
+    per_node: dict[str, int] = {}
+    for proc in p.processes:
+        per_node[proc.node] = per_node.get(proc.node, 0) + 1
+    over = {node: n for node, n in per_node.items() if n > limit}
+    if not over:
+        return None
+    said = ", ".join(f"{n} element processes on node '{node}'" for node, n in sorted(over.items()))
+    return f"the topology needs {said}; --max-processes allows {limit} per node"

@@ -11,12 +11,13 @@ from typing import Any, Protocol
 
 from datablox import control
 from datablox.caretaker.runs import module_files, package_files, write_files
+from datablox.errors import RunError
 from datablox.master.checkpointing import Coordinator
 from datablox.master.classinfo import cheap_classes, min_members
 from datablox.master.cluster import Cluster
 from datablox.master.ending import RunEnding
 from datablox.master.nodeloss import NodeWatch
-from datablox.master.planner import NodeInfo, Plan, plan
+from datablox.master.planner import NodeInfo, Plan, over_process_limit, plan
 from datablox.master.runfolder import RunFolder
 from datablox.master.runopts import RunOptions, RunResult
 from datablox.master.shardreport import shard_lines, shard_summary
@@ -59,6 +60,7 @@ class Run(NodeWatch, RunEnding):
         nodes = list(master.nodes.values())
         if options.slots:
             nodes = [NodeInfo(n.name, options.slots, n.cores) for n in nodes]
+        limit_given = options.max_processes is not None
         if options.max_processes is None:
             options.max_processes = max(16, 4 * (os.cpu_count() or 1))
         # shards run as members: the runtime's topology has x#1, x#2, ... in place of x
@@ -73,6 +75,9 @@ class Run(NodeWatch, RunEnding):
         self.plan: Plan = plan(
             physical, nodes, options.fusion, cheap_classes(physical), embedded=shared, load=load
         )
+        over = over_process_limit(self.plan, options.max_processes) if limit_given else None
+        if over is not None:
+            raise RunError(over, "fuse chains (--fusion auto or max), or allow more processes")
         self.state = RunState(physical, self.plan)
         run_id = (
             f"{tradecraft.get('name', 'run')}-{time.strftime('%Y%m%d-%H%M%S')}-"

@@ -153,3 +153,16 @@ def test_the_element_harness_used_wrongly_says_what_is_wrong(use: Any, says: str
     with pytest.raises(HarnessError) as caught:
         use()
     assert str(caught.value).startswith(says), str(caught.value)
+
+
+def test_a_topology_over_max_processes_is_refused_before_it_starts(
+    tmp_path: Path, topo: Path
+) -> None:
+    """Before: --max-processes bounded only the members a shard added."""
+    text = refused(tmp_path, topo, fusion="off", max_processes=1)
+    assert text == (
+        "the topology needs 2 element processes on node 'local'; --max-processes allows 1 "
+        "per node\n  hint: fuse chains (--fusion auto or max), or allow more processes"
+    )
+    result = datablox.run(topo, run_dir=tmp_path / "run2", fusion="max", max_processes=1)
+    assert result.exit_code == 0

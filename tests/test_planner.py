@@ -15,6 +15,7 @@ from datablox.master.planner import (
     NodeInfo,
     Plan,
     chain_edges,
+    over_process_limit,
     place_nodes,
     plan,
     replace_lost,
@@ -287,3 +288,12 @@ def test_the_plan_is_a_pure_function_of_its_inputs() -> None:
     before = repr(tc)
     assert plan(tc, LOCAL, "auto") == plan(tc, LOCAL, "auto")
     assert repr(tc) == before
+
+
+def test_a_plan_over_the_process_limit_says_where() -> None:
+    p = plan(CHAIN, LOCAL, "off")
+    assert over_process_limit(p, 4) is None
+    assert over_process_limit(p, 3) == (
+        "the topology needs 4 element processes on node 'local'; --max-processes allows 3 per node"
+    )
+    assert over_process_limit(plan(CHAIN, LOCAL, "max"), 1) is None
