@@ -95,7 +95,8 @@ class RunEnding:
         A process sends its final counters before it exits, but the care-taker may
         see the exit first; the report normally follows within milliseconds.
         """
-        waiting = self.state.unreported()
+        # a process whose elements had not finished crashed: silent_exits restores it
+        waiting = [p for p in self.state.unreported() if self.elements_finished(p)]
         if not waiting or not all(p.exited for p in self.state.processes.values()):
             self.reports_due = None
             return False
@@ -128,14 +129,19 @@ class RunEnding:
             proc = self.state.processes[process]
             if proc.reported or proc.exited != "finished":
                 del self.unreported_since[process]
-            elif now - at > FINAL_REPORT_WAIT and not all(
-                p.exited for p in self.state.processes.values()
+            elif now - at > FINAL_REPORT_WAIT and (
+                not self.elements_finished(process)
+                or not all(p.exited for p in self.state.processes.values())
             ):
                 del self.unreported_since[process]
                 proc.exited = None
                 log = "its process exited with code 0 before its elements had finished"
                 commands += self._on_exited({"kind": "crashed", "code": 0, "log": log}, process)
         return commands
+
+    def elements_finished(self, process: str) -> bool:
+        """Whether every element of ``process`` said it had finished."""
+        return all(self.state.elements[e].finished for e in self.state.processes[process].elements)
 
     def dead_letters_over(self) -> bool:
         """True once, with the problem noted, when the dead letters pass ``max_dead_letters``."""

@@ -88,6 +88,27 @@ def test_an_element_that_ends_its_process_mid_run_is_a_crash_and_is_restored(
     assert ids(tmp_path / "out.jsonl") == list(range(4000)), "each record once, in order"
 
 
+def test_a_silent_exit_of_the_last_live_process_is_a_crash_and_is_restored(
+    tmp_path: Path,
+) -> None:
+    """Every element in one process, which ends with os._exit(0) at the last record.
+    Before: with no other process left, this was "no final report" and a short output."""
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=4000, rate=4000)\n"
+        "    element x = mistake_elements:ExitsOnce("
+        f'at=3999, code=0, marker="{tmp_path / "exited"}")\n'
+        '    element out = JsonLinesSink(path="out.jsonl")\n'
+        "    src -> x -> out",
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", "max", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "exited").exists()
+    assert "died with exit code 0 (restart 1/3)" in done.stdout + done.stderr
+    assert "no final report" not in done.stdout + done.stderr
+    assert ids(tmp_path / "out.jsonl") == list(range(4000)), "each record once, in order"
+
+
 def test_a_thread_an_element_leaves_running_does_not_keep_the_run_alive(tmp_path: Path) -> None:
     topo(
         tmp_path / "t.topo",
