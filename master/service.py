@@ -18,10 +18,11 @@ from datablox.master.cluster import Cluster
 from datablox.master.ending import RunEnding
 from datablox.master.nodeloss import NodeWatch
 from datablox.master.planner import NodeInfo, Plan, over_process_limit, plan
+from datablox.master.reshard import forced_actions
 from datablox.master.runfolder import RunFolder
 from datablox.master.runopts import RunOptions, RunResult
 from datablox.master.shardreport import shard_lines, shard_summary
-from datablox.master.shardrun import ShardController, forced_actions
+from datablox.master.shardrun import ShardController
 from datablox.master.state import Command, RunState
 from datablox.runtime.checkpoints import CheckpointStore
 from datablox.security import KeyPair
