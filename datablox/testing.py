@@ -170,7 +170,12 @@ class ElementHarness:
             )
         return name
 
-    def _take(self, port: str) -> list[Record]:
+    def _take(self, port: str, default: bool = False) -> list[Record]:
+        """What ``port`` emitted since the last take; ``default``: the port was not named by
+        the caller, so a class without push out-ports (a sink) gives an empty list."""
+        if default and not self.links:
+            self.ctx.flush()
+            return []
         self._port(port, "push", "out")
         self.ctx.flush()
         taken: list[Record] = []
@@ -207,7 +212,7 @@ class ElementHarness:
         """
         self._port(port, "push", "in")
         self.handler.batch(port, list(records))
-        return self._take(out) if out is not None else []
+        return self._take(out, default=out == "out") if out is not None else []
 
     def query(self, request: Any, port: str) -> Any:
         """Ask the element's query in-port ``port``; raise QueryError when it fails."""
@@ -226,7 +231,7 @@ class ElementHarness:
             if port.kind == "push" and port.direction == "in":
                 self.element.on_end(port.name)
         self.element.on_finish()
-        return self._take(out)
+        return self._take(out, default=out == "out")
 
     def run_source(self, limit: int | None = None) -> list[Record]:
         """Drain a source's ``generate`` (up to ``limit`` records), then finish it."""

@@ -1,5 +1,8 @@
-"""Limits a topology must keep: what a parameter value may hold (64-bit integers, finite
-floats, at most 100 levels) and how many elements may share a process."""
+"""Limits a topology keeps: what a value may hold, and how many elements share a process.
+
+A parameter value holds 64-bit integers and finite floats, nested at most 100
+levels; a process holds at most 40 fused elements.
+"""
 
 from __future__ import annotations
 

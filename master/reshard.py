@@ -1,5 +1,7 @@
-"""Shard changes the user forces with ``--reshard``: reading them, and checking each
-against its shard as declared, before the run starts (pure: no I/O)."""
+"""Shard changes forced with ``--reshard``, read and checked before the run starts.
+
+Each change is checked against its shard as declared; pure decision logic, no I/O.
+"""
 
 from __future__ import annotations
 

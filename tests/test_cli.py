@@ -51,9 +51,10 @@ def test_check_accepts_every_example(topos: Path, filename: str) -> None:
     tc = dsl.compile_file(str(topos / filename)).tradecraft
     proc = cli("check", filename, cwd=topos)
     assert proc.returncode == 0, proc.stderr
+    n, c = len(tc["elements"]), len(tc["connections"])
     assert proc.stdout == (
-        f"ok: {filename}: topology '{tc['name']}', {len(tc['elements'])} "
-        f"elements, {len(tc['connections'])} connections\n"
+        f"ok: {filename}: topology '{tc['name']}', {n} element{'s' * (n != 1)}, "
+        f"{c} connection{'s' * (c != 1)}\n"
     )
 
 
