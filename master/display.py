@@ -11,11 +11,22 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from datablox.master.state import RunState
+from datablox.master.state import ElementView, ProcessView, RunState
 
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.0f} MB" if n else "-"
+
+
+def _shown_state(view: ElementView, proc: ProcessView, silent: float | None) -> str:
+    """The table's state column for one element."""
+    if view.failed:
+        return "failed"
+    if view.finished:
+        return "done"
+    if not proc.started:
+        return "starting"
+    return f"silent {silent:.0f} s" if silent is not None else "running"
 
 
 def element_table(state: RunState, title: str | None = None, elapsed: float | None = None) -> Table:
@@ -48,18 +59,7 @@ def element_table(state: RunState, title: str | None = None, elapsed: float | No
     now = time.monotonic()
     for view in state.elements.values():
         proc = state.processes[view.process]
-        silent = state.silent_for(view.process, now)
-        shown = (
-            "failed"
-            if view.failed
-            else "done"
-            if view.finished
-            else "starting"
-            if not proc.started
-            else f"silent {silent:.0f} s"
-            if silent is not None and not view.finished
-            else "running"
-        )
+        shown = _shown_state(view, proc, state.silent_for(view.process, now))
         rate = view.rate
         if elapsed:
             rate = max(view.records_in, view.records_out) / elapsed

@@ -47,9 +47,8 @@ class RunEnding:
         """A first Ctrl-C drains (after a restore under way, once it is done); a second kills."""
         if interrupts <= self.seen_interrupts:
             return
-        first = self.seen_interrupts == 0
         self.seen_interrupts = interrupts
-        if interrupts == 1 and first and self.phase in ("running", "recovering"):
+        if interrupts == 1 and self.phase in ("running", "recovering"):
             self.stop_at = now  # the drain timeout counts from the Ctrl-C
             if self.phase == "recovering":
                 self.stop_after_restore = True

@@ -67,25 +67,32 @@ def test_an_element_error_outside_a_record_names_the_element_and_the_hook(
     assert not TRACEBACK.search(done.stderr)
 
 
+def exits_once_and_is_restored(tmp_path: Path, at: int, code: int, fusion: str) -> str:
+    """Generate(4000) → ExitsOnce(at, code) → sink: the exit is a crash, the run is
+    restored and the sink holds each record once, in order; what the run printed."""
+    topo(
+        tmp_path / "t.topo",
+        "    element src = Generate(count=4000, rate=4000)\n"
+        "    element x = mistake_elements:ExitsOnce("
+        f'at={at}, code={code}, marker="{tmp_path / "exited"}")\n'
+        '    element out = JsonLinesSink(path="out.jsonl")\n'
+        "    src -> x -> out",
+    )
+    done = run_cli(tmp_path, "t.topo", "--fusion", fusion, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "exited").exists()
+    assert f"died with exit code {code} (restart 1/3)" in done.stdout + done.stderr
+    assert ids(tmp_path / "out.jsonl") == list(range(4000)), "each record once, in order"
+    return done.stdout + done.stderr
+
+
 @pytest.mark.parametrize("code", [0, 3, 5])
 def test_an_element_that_ends_its_process_mid_run_is_a_crash_and_is_restored(
     tmp_path: Path, code: int
 ) -> None:
     """Exit 0 without finishing (before: a run that never ended) and the small codes the
     runtime once used for itself (before: a start failure, not restarted)."""
-    topo(
-        tmp_path / "t.topo",
-        "    element src = Generate(count=4000, rate=4000)\n"
-        "    element x = mistake_elements:ExitsOnce("
-        f'at=3000, code={code}, marker="{tmp_path / "exited"}")\n'
-        '    element out = JsonLinesSink(path="out.jsonl")\n'
-        "    src -> x -> out",
-    )
-    done = run_cli(tmp_path, "t.topo", "--fusion", "off", timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "exited").exists()
-    assert f"died with exit code {code} (restart 1/3)" in done.stdout + done.stderr
-    assert ids(tmp_path / "out.jsonl") == list(range(4000)), "each record once, in order"
+    exits_once_and_is_restored(tmp_path, at=3000, code=code, fusion="off")
 
 
 def test_a_silent_exit_of_the_last_live_process_is_a_crash_and_is_restored(
@@ -93,20 +100,8 @@ def test_a_silent_exit_of_the_last_live_process_is_a_crash_and_is_restored(
 ) -> None:
     """Every element in one process, which ends with os._exit(0) at the last record.
     Before: with no other process left, this was "no final report" and a short output."""
-    topo(
-        tmp_path / "t.topo",
-        "    element src = Generate(count=4000, rate=4000)\n"
-        "    element x = mistake_elements:ExitsOnce("
-        f'at=3999, code=0, marker="{tmp_path / "exited"}")\n'
-        '    element out = JsonLinesSink(path="out.jsonl")\n'
-        "    src -> x -> out",
-    )
-    done = run_cli(tmp_path, "t.topo", "--fusion", "max", timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "exited").exists()
-    assert "died with exit code 0 (restart 1/3)" in done.stdout + done.stderr
-    assert "no final report" not in done.stdout + done.stderr
-    assert ids(tmp_path / "out.jsonl") == list(range(4000)), "each record once, in order"
+    said = exits_once_and_is_restored(tmp_path, at=3999, code=0, fusion="max")
+    assert "no final report" not in said
 
 
 def test_a_thread_an_element_leaves_running_does_not_keep_the_run_alive(tmp_path: Path) -> None:

@@ -150,6 +150,25 @@ def test_a_non_finite_event_time_is_one_dead_letter_with_every_codec(
     assert [d["record"]["id"] for d in dead] == [150], dead
 
 
+def check_fails_at(tmp_path: Path, element: str, says: str, column: int) -> str:
+    """``check`` of Generate → ``element`` → Count fails saying ``says`` at line 3, ``column``
+    (the element's line); its error output."""
+    write_lines(tmp_path / "ds.jsonl", [{"code": "k0", "x": 1}])
+    wires = "a -> j -> out" if element.startswith("Join") else "a -> j.left\n    j.out -> out"
+    topo(
+        tmp_path / "t.topo",
+        "    element a = Generate(count=10)\n"
+        f"    element j = {element}\n"
+        "    element out = Count()\n"
+        f"    {wires}",
+    )
+    done = master(tmp_path, "check", "t.topo")
+    assert done.returncode == 2, done.stderr
+    assert says in done.stderr, done.stderr
+    assert f"t.topo:3:{column}" in done.stderr, done.stderr
+    return done.stderr
+
+
 @pytest.mark.parametrize(
     ("element", "says", "column"),
     [
@@ -170,19 +189,7 @@ def test_join_fields_that_cannot_pair_fail_check_at_the_users_value(
     tmp_path: Path, element: str, says: str, column: int
 ) -> None:
     """Before: check said ok and the run failed at start, naming no place in the .topo."""
-    write_lines(tmp_path / "ds.jsonl", [{"code": "k0", "x": 1}])
-    wires = "a -> j -> out" if element.startswith("Join") else "a -> j.left\n    j.out -> out"
-    topo(
-        tmp_path / "t.topo",
-        "    element a = Generate(count=10)\n"
-        f"    element j = {element}\n"
-        "    element out = Count()\n"
-        f"    {wires}",
-    )
-    done = master(tmp_path, "check", "t.topo")
-    assert done.returncode == 2, done.stderr
-    assert says in done.stderr, done.stderr
-    assert f"t.topo:3:{column}" in done.stderr, done.stderr
+    check_fails_at(tmp_path, element, says, column)
 
 
 @pytest.mark.parametrize(
@@ -209,20 +216,8 @@ def test_join_bounds_out_of_range_fail_check_at_the_users_value(
     tmp_path: Path, element: str, says: str, column: int
 ) -> None:
     """Before: lateness=-1 and watch=-1 passed check; max=0 pointed inside the library."""
-    write_lines(tmp_path / "ds.jsonl", [{"code": "k0", "x": 1}])
-    wires = "a -> j -> out" if element.startswith("Join") else "a -> j.left\n    j.out -> out"
-    topo(
-        tmp_path / "t.topo",
-        "    element a = Generate(count=10)\n"
-        f"    element j = {element}\n"
-        "    element out = Count()\n"
-        f"    {wires}",
-    )
-    done = master(tmp_path, "check", "t.topo")
-    assert done.returncode == 2, done.stderr
-    assert says in done.stderr, done.stderr
-    assert f"t.topo:3:{column}" in done.stderr, done.stderr
-    assert "<datablox>" not in done.stderr, done.stderr
+    stderr = check_fails_at(tmp_path, element, says, column)
+    assert "<datablox>" not in stderr, stderr
 
 
 def test_check_warns_of_a_missing_dataset_at_the_users_value_and_of_nothing_else(
