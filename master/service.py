@@ -144,6 +144,7 @@ class Run(NodeWatch, RunEnding):
                 "shard_paused": self._on_shard,
                 "moved_out": self._on_shard,
                 "moved_in": self._on_shard,
+                "rewired": self._on_shard,
                 "heartbeat": self._on_heartbeat,
                 "fenced": self._on_fenced,
             },
@@ -277,7 +278,7 @@ class Run(NodeWatch, RunEnding):
     def _on_ready(self, msg: dict[str, Any], process: str) -> None:
         st = self.state
         st.on_ready(process, msg.get("endpoints", {}), msg.get("pid"))
-        if self.phase == "running" and self.shards.on_ready(process):
+        if self.phase == "running" and self.shards.wiring.on_ready(process):
             return
         if self.phase in ("starting", "recovering") and st.all_ready():
             for name, proc in st.processes.items():
@@ -304,9 +305,14 @@ class Run(NodeWatch, RunEnding):
                         self.to_process(name, {"op": "stop"})
         elif self.phase == "running":
             st.processes[process].last_load = time.monotonic()
-            self.to_process(process, {"op": "go"})
-            if st.stopping:
-                self.to_process(process, {"op": "stop"})
+            if not self.shards.wiring.hold_go(process):
+                self.go(process)
+
+    def go(self, process: str) -> None:
+        """Let a process that started while the run runs (a new shard member) go."""
+        self.to_process(process, {"op": "go"})
+        if self.state.stopping:
+            self.to_process(process, {"op": "stop"})
 
     def _on_failed(self, msg: dict[str, Any], process: str) -> None:
         st = self.state
@@ -333,6 +339,7 @@ class Run(NodeWatch, RunEnding):
 
     def _on_finished(self, msg: dict[str, Any], process: str) -> None:
         self.state.on_final_report(process, msg, time.monotonic())
+        self.shards.wiring.on_gone(process)  # it reads no more control messages
 
     def _on_log(self, msg: dict[str, Any], process: str) -> None:
         self.display.log(f"{msg.get('element')}: {msg.get('message')}")
@@ -435,6 +442,7 @@ class Run(NodeWatch, RunEnding):
     def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
         st = self.state
         kind, code = msg["kind"], int(msg["code"])
+        self.shards.wiring.on_gone(process)  # what it did not answer, it never will
         if kind == "finished" and not st.processes[process].reported:
             self.unreported_since[process] = time.monotonic()
         if kind == "crashed" and self.phase == "starting":

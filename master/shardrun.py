@@ -20,7 +20,7 @@ A keyed move of a batch of partitions (``_move``):
 4. the routers switch to the next table version and send what they held.
 
 Scale-out adds members (processes of their own, wired to the shard's
-receivers, then to its routers) and moves partitions to them in batches;
+receivers, then to its routers: ``master/shardwiring.py``) and moves partitions to them in batches;
 scale-in moves the partitions of the leaving members away, then ends their
 input connections, so they finish like any element whose inputs ended.
 """
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from datablox.errors import RunError
 from datablox.master.planner import pick_node, process_name, shard_of
 from datablox.master.reshard import Action
+from datablox.master.shardwiring import MemberWiring
 from datablox.partition import PARTITIONS
 from datablox.registry import resolve
 from datablox.shards.layout import Layout, member_name
@@ -106,7 +107,7 @@ class ShardController:
         self.moved_in: dict[int, set[str]] = {}
         #: move -> the longest export and import of its members (seconds)
         self.move_times: dict[int, dict[str, float]] = {}
-        self.spawned: dict[str, str] = {}  # process -> member element
+        self.wiring = MemberWiring(run)
         self.node_load: dict[str, dict[str, float]] = {}
         self.last_round = 0.0
         #: completed checkpoint -> the layout it holds
@@ -154,6 +155,7 @@ class ShardController:
     def on_restore(self, checkpoint: int) -> None:
         """The run goes back to ``checkpoint``: its members and tables, no operation."""
         self.op = self.waiting = self.wanted = None
+        self.wiring.clear()
         self.layout.load(self.saved.get(checkpoint, self.saved[max(self.saved)]))
         for name, shard in self.layout.shards.items():
             self.policies[name].planned = len(shard.members)
@@ -192,6 +194,8 @@ class ShardController:
         elif op == "moved_in":
             self.moved_in.setdefault(int(msg["move"]), set()).add(msg["element"])
             self.note_move(int(msg["move"]), "import_seconds", msg)
+        elif op == "rewired":
+            self.wiring.on_rewired(msg)
         elif op == "node_load":
             self.node_load[msg["node"]] = msg
         self.step()
@@ -201,36 +205,6 @@ class ShardController:
         times = self.move_times.setdefault(move, {})
         times[what] = max(times.get(what, 0.0), round(float(msg.get("seconds", 0.0)), 4))
 
-    def on_ready(self, process: str) -> bool:
-        """A spawned member is ready: make its outputs known downstream, wire it."""
-        member = self.spawned.get(process)
-        if member is None:
-            return False
-        st = self.run.state
-        by_process: dict[str, list[dict[str, Any]]] = {}
-        for c in st.connections:
-            if c["from"]["element"] == member:
-                by_process.setdefault(st.process_of[c["to"]["element"]], []).append(c)
-        for target, conns in by_process.items():
-            self.send(target, {"op": "add_inputs", "conns": conns})
-        self.run.to_process(process, st.wire_message(process))
-        gone = [
-            c["id"]
-            for target, conns in by_process.items()
-            if st.processes[target].exited
-            for c in conns
-            if c["kind"] == "push"
-        ]
-        if gone:
-            # receivers that ended already: what it would send them could never arrive
-            self.run.to_process(process, {"op": "abandon", "conns": gone})
-        return True
-
-    # ---- sending -----------------------------------------------------------------
-    def send(self, process: str, msg: dict[str, Any]) -> None:
-        if not self.run.state.processes[process].exited:
-            self.run.to_process(process, msg)
-
     def routers(self, name: str) -> list[str]:
         """Live processes sending or asking into shard ``name``."""
         st = self.run.state
@@ -239,11 +213,10 @@ class ShardController:
             for c in st.connections
             if c.get("to_shard", {}).get("name") == name
         }
-        return sorted(p for p in found if not st.processes[p].exited)
+        return sorted(p for p in found if not self.wiring.gone(p))
 
-    def exited(self, element: str) -> bool:
-        st = self.run.state
-        return bool(st.processes[st.process_of[element]].exited)
+    def ended(self, element: str) -> bool:
+        return self.wiring.gone(self.run.state.process_of[element])
 
     # ---- observations and the policy ---------------------------------------------
     def shard_in(self, name: str) -> int:
@@ -274,7 +247,7 @@ class ShardController:
         """One policy round for shard ``name``; True when it started a change."""
         st = self.run.state
         shard = self.layout.shards[name]
-        if not self.routers(name) or any(self.exited(m) for m in shard.names()):
+        if not self.routers(name) or any(self.ended(m) for m in shard.names()):
             return False  # its inputs have ended: nothing to scale for
         loads = []
         for member in shard.names():
@@ -382,9 +355,10 @@ class ShardController:
         self.policies[name].planned = target
         if target > now:
             added = [self.spawn(name) for _ in range(target - now)]
-            yield lambda: all(self.started(m) for m in added)
+            # routers send to a member only once it runs (its receivers have answered)
+            yield lambda: all(self.started(m) and not self.wiring.held(m) for m in added)
             for member in added:
-                self.connect(name, member)
+                self.wiring.connect(member)
             if shard.table is not None:
                 numbers = [int(m.rpartition("#")[2]) for m in added]
                 yield from self.move(name, plan_add(shard.table, numbers))
@@ -404,7 +378,7 @@ class ShardController:
         node = self.member_node(name)
         process = process_name(len(st.processes), entry["name"])
         st.add_process(process, node, entry)
-        self.spawned[process] = entry["name"]
+        self.wiring.spawned[process] = entry["name"]
         # the routers learn of it once it runs; until then the run's connections
         # hold only what the member itself and its receivers need
         st.set_connections(self.layout.connections())
@@ -436,32 +410,19 @@ class ShardController:
     def started(self, member: str) -> bool:
         st = self.run.state
         proc = st.processes[st.process_of[member]]
+        if proc.started:
+            return True  # it may have ended since (every sender into it had ended)
         if proc.exited:
             raise RunError(f"member {member} ended before it started")
-        return proc.started
-
-    def connect(self, name: str, member: str) -> None:
-        """Routers open links (and query sockets) to a started member."""
-        st = self.run.state
-        endpoints = st.processes[st.process_of[member]].endpoints
-        by_process: dict[str, list[dict[str, Any]]] = {}
-        for c in st.connections:
-            if c["to"]["element"] == member and c.get("to_shard"):
-                by_process.setdefault(st.process_of[c["from"]["element"]], []).append(c)
-        gone = []
-        for process, conns in by_process.items():
-            if st.processes[process].exited:
-                # it ended before it could learn of the member: it sends it nothing
-                gone += [c["id"] for c in conns if c["kind"] == "push"]
-            self.send(process, {"op": "shard_add", "conns": conns, "endpoints": endpoints})
-        if gone:
-            self.send(st.process_of[member], {"op": "ended", "conns": gone})
+        return False
 
     def disconnect(self, name: str, member_number: int) -> None:
         """End the links into a member that owns nothing any more; it finishes."""
         logical = sorted(self.layout.into(name))
         for process in self.routers(name):
-            self.send(process, {"op": "shard_remove", "logical": logical, "member": member_number})
+            self.wiring.send(
+                process, {"op": "shard_remove", "logical": logical, "member": member_number}
+            )
         self.layout.remove_member(name, member_number)
         self.run.state.set_connections(self.layout.connections())
         self.run.checkpoints.elements = frozenset(self.live_elements())
@@ -471,6 +432,9 @@ class ShardController:
         shard = self.layout.shards[name]
         for batch in batches(moves, self.move_batch[name]):
             assert shard.table is not None
+            if not self.routers(name):
+                # its members end with their inputs: the state they hold is all there is
+                raise RunError(f"the stream into shard '{name}' ended first")
             yield from self._move(name, shard.table, batch)
 
     def _move(self, name: str, table: RoutingTable, batch: dict[int, int]) -> Waiting:
@@ -480,7 +444,7 @@ class ShardController:
         logical = sorted(self.layout.into(name))
         routers = self.routers(name)
         for process in routers:
-            self.send(
+            self.wiring.send(
                 process,
                 {
                     "op": "shard_pause",
@@ -489,17 +453,15 @@ class ShardController:
                     "move": move,
                 },
             )
-        yield lambda: all(
-            p in self.paused.get(move, set()) or self.run.state.processes[p].exited for p in routers
-        )
+        yield lambda: all(p in self.paused.get(move, set()) or self.wiring.gone(p) for p in routers)
         parts: dict[str, dict[str, list[int]]] = {}
         for partition, dst in batch.items():
             src = member_name(name, table.owner(partition))
             parts.setdefault(src, {}).setdefault(member_name(name, dst), []).append(partition)
         for src, by_dst in parts.items():
-            if self.exited(src):
+            if self.ended(src):
                 raise RunError(f"member {src} ended during a move")
-            self.send(
+            self.wiring.send(
                 self.run.state.process_of[src],
                 {"op": "move_out", "move": move, "element": src, "parts": by_dst},
             )
@@ -509,14 +471,14 @@ class ShardController:
             for receiver, file in exported.items():
                 files.setdefault(receiver, []).append(file)
         for receiver, found in files.items():
-            self.send(
+            self.wiring.send(
                 self.run.state.process_of[receiver],
                 {"op": "move_in", "move": move, "element": receiver, "files": found},
             )
         yield lambda: files.keys() <= self.moved_in.get(move, set())
         shard.table = table.moved(batch)
         for process in self.routers(name):
-            self.send(
+            self.wiring.send(
                 process,
                 {
                     "op": "shard_switch",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,3 +53,15 @@ class AskCount(Element):
     def on_batch(self, port: str, records: list[Any]) -> None:
         pending = [(r, self.ask_async({"key": r["key"]})) for r in records]
         self.emit_many([{**r, "asked": p.result(10.0)} for r, p in pending])
+
+
+class SlowStartCount(KeyCount):
+    """KeyCount whose members added at run time take ``delay`` seconds to start (a model
+    to load, say): the stream may end while they start."""
+
+    params = (*KeyCount.params, Param("delay", "float"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        super().on_start(params)
+        if not self.name.endswith("#1"):
+            time.sleep(params["delay"])  # slow on purpose

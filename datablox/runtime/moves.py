@@ -81,13 +81,21 @@ class Resharding:
             if isinstance(asker, ShardAsker) and asker.conn_id in logical
         ]
 
+    def answer(self, msg: dict[str, Any], taken: list[int]) -> None:
+        """Say which connections of a rewiring message were taken: the master settles the
+        others with the new member (see ``datablox.shards.rewiring``)."""
+        if "number" in msg:
+            self.rt.send("rewired", number=msg["number"], taken=taken)
+
     def _on_shard_add(self, msg: dict[str, Any]) -> None:
         endpoints = msg["endpoints"]
+        taken = []
         for conn in msg["conns"]:
             self.rt.conns[conn["id"]] = conn
             sender = self.rt.hosted.get(conn["from"]["element"])
             if sender is None:
                 continue
+            taken.append(conn["id"])
             shard = conn["to_shard"]
             address = endpoints[f"{conn['to']['element']}.{conn['to']['port']}"]
             if conn["kind"] == "query":
@@ -100,6 +108,7 @@ class Resharding:
                 self.rt.links.append(member)
                 if link.closed:
                     member.close()  # the sender has ended: so has this connection
+        self.answer(msg, taken)
 
     def _on_shard_remove(self, msg: dict[str, Any]) -> None:
         logical, member = set(msg["logical"]), int(msg["member"])
@@ -131,15 +140,23 @@ class Resharding:
 
     # ---- receivers of a shard's output -----------------------------------------
     def _on_add_inputs(self, msg: dict[str, Any]) -> None:
+        taken = []
         for conn in msg["conns"]:
             self.rt.conns[conn["id"]] = conn
             target = self.rt.hosted.get(conn["to"]["element"])
-            if target is None or conn["id"] in target.ended_inputs:
+            if target is None:
                 continue
-            if conn["kind"] == "push":
+            if conn["id"] in target.ended_inputs:
+                taken.append(conn["id"])  # its end came first: nothing more will
+            elif conn["kind"] == "push":
+                if target.outputs_ended:
+                    continue  # its inputs have all ended: it waits for no new one
                 target.open_inputs.setdefault(conn["to"]["port"], set()).add(conn["id"])
-            else:
+                taken.append(conn["id"])
+            elif not target.finished:
                 target.open_queries.setdefault(conn["to"]["port"], set()).add(conn["id"])
+                taken.append(conn["id"])
+        self.answer(msg, taken)
 
     # ---- members -----------------------------------------------------------------
     def marker_arrived(self, conn: int, move: int) -> None:

@@ -21,6 +21,11 @@ from datablox.runtime.shardlink import (
 )
 from datablox.security import connect_curve, serve_curve
 
+#: How long a process that has finished goes on delivering what its push connections
+#: still hold (its records, their end-of-stream) before it exits anyway. A connection
+#: whose receiver has gone is abandoned by the master, so its exit does not wait.
+SEND_LINGER_MS = 30_000
+
 
 def bind_inputs(rt: EventLoop) -> dict[str, str]:
     """Bind a PULL per push in-port and a ROUTER per query in-port with remote peers."""
@@ -137,7 +142,7 @@ def push_link(rt: EventLoop, sender: Hosted, conn: dict[str, Any], address: str)
     pool = into_pool(conn)
     sock.setsockopt(zmq.SNDHWM, hwm)
     sock.setsockopt(zmq.SNDBUF, sockbuf)
-    sock.setsockopt(zmq.LINGER, 30000)
+    sock.setsockopt(zmq.LINGER, SEND_LINGER_MS)
     sock.connect(address)
     return RemoteLink(
         sock,
