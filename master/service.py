@@ -442,7 +442,10 @@ class Run(NodeWatch, RunEnding):
     def _on_exited(self, msg: dict[str, Any], process: str) -> list[Command]:
         st = self.state
         kind, code = msg["kind"], int(msg["code"])
-        self.shards.wiring.on_gone(process)  # what it did not answer, it never will
+        if kind != "finished":
+            # what it did not answer, it never will. (A clean exit may overtake the
+            # process's last messages: its final report settles what is open then.)
+            self.shards.wiring.on_gone(process)
         if kind == "finished" and not st.processes[process].reported:
             self.unreported_since[process] = time.monotonic()
         if kind == "crashed" and self.phase == "starting":

@@ -301,7 +301,7 @@ class ShardController:
                 free[node] = max(0.0, float(load["cores"]) - float(load["cpu_used"]))
         running = {n: 0 for n in nodes}
         for p in st.processes.values():
-            if not p.exited:
+            if not self.wiring.gone(p.name):
                 running[p.node] += 1
         return Budget(free, running, self.run.options.max_processes or 16)
 
@@ -399,7 +399,7 @@ class ShardController:
         count: dict[str, int] = {}
         members: dict[str, int] = {}
         for proc in st.processes.values():
-            if proc.exited:
+            if self.wiring.gone(proc.name):
                 continue
             count[proc.node] = count.get(proc.node, 0) + 1
             if any(shard_of(e) == name for e in proc.elements):

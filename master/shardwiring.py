@@ -99,14 +99,16 @@ class MemberWiring:
             self.settle(settled)
 
     def on_gone(self, process: str) -> None:
-        """``process`` reads no more (its final report or its exit came)."""
+        """``process`` reads no more: its final report came (its answers come before it), or
+        it exited other than cleanly."""
         for settled in self.ledger.gone(process):
             self.settle(settled)
         self.go_held.discard(process)
 
     def gone(self, process: str) -> bool:
         """True once ``process`` reads no more control messages: it has exited, or sent its
-        final report (after which it reads nothing; its exit is known later)."""
+        final report (after which it reads nothing; its exit is known later). A message
+        sent to it now is never read."""
         proc = self.run.state.processes[process]
         return bool(proc.exited) or proc.reported
 
@@ -119,15 +121,26 @@ class MemberWiring:
         return process in self.go_held or self.ledger.waiting(process, "add_inputs")
 
     def connect(self, member: str) -> None:
-        """Routers open links (and query sockets) to a started member; a router that has
-        finished takes none, and the member ends those connections itself."""
+        """Routers open links (and query sockets) to a started member. A sender element the
+        master knows has finished never linked to it: the member ends that connection
+        itself, and no router opens a link only to end it. A router that finishes before
+        reading ``shard_add`` takes none, and the same follows."""
         st = self.run.state
         process = st.process_of[member]
+        if self.gone(process):
+            return  # every sender into it had ended before it started
         endpoints = st.processes[process].endpoints
+        ended: dict[int, str] = {}
         by_process: dict[str, list[dict[str, Any]]] = {}
         for c in st.connections:
-            if c["to"]["element"] == member and c.get("to_shard"):
+            if c["to"]["element"] != member or not c.get("to_shard"):
+                continue
+            if st.elements[c["from"]["element"]].finished:
+                ended[c["id"]] = c["kind"]
+            else:
                 by_process.setdefault(st.process_of[c["from"]["element"]], []).append(c)
+        if ended:
+            self.settle(Settled(process, "shard_add", ended))
         for router, conns in by_process.items():
             done = self.rewire(router, process, "shard_add", conns, {"endpoints": endpoints})
             if done is not None:

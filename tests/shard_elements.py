@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from datablox import Element, Param, push_in, push_out
+from datablox.elements.files import JsonLinesSink
 from datablox.elements.keyed import KeyCount
 from datablox.ports import query_out
 
@@ -65,3 +66,18 @@ class SlowStartCount(KeyCount):
         super().on_start(params)
         if not self.name.endswith("#1"):
             time.sleep(params["delay"])  # slow on purpose
+
+
+class SlowFinishSink(JsonLinesSink):
+    """JsonLinesSink whose ``on_finish`` takes ``delay`` seconds (a file to upload, say):
+    control messages that come meanwhile are never read, since the process then ends."""
+
+    params = (*JsonLinesSink.params, Param("delay", "float"))
+
+    def on_start(self, params: dict[str, Any]) -> None:
+        super().on_start(params)
+        self.delay = params["delay"]
+
+    def on_finish(self) -> None:
+        super().on_finish()
+        time.sleep(self.delay)  # slow on purpose

@@ -49,14 +49,21 @@ def late_exits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def counting(tmp_path: Path, count: int, cls: str = "KeyCount", extra: str = "") -> dict[str, Any]:
+def counting(
+    tmp_path: Path,
+    count: int,
+    cls: str = "KeyCount",
+    extra: str = "",
+    sink: str = "JsonLinesSink",
+    sink_extra: str = "",
+) -> dict[str, Any]:
     return compiled(
         tmp_path,
         f"""
         topology ending {{
             element src = Generate(count={count}, rate=6000, keys=500)
             element counts = {cls}(key="key"{extra}) shard(min=1, max=4, key="key")
-            element out = JsonLinesSink(path="{tmp_path / "counts.jsonl"}")
+            element out = {sink}(path="{tmp_path / "counts.jsonl"}"{sink_extra})
             src.out -> counts.in
             counts.out -> out.in
         }}
@@ -71,15 +78,17 @@ def exact(tmp_path: Path, count: int) -> None:
     assert got == expected_counts(count, 500)
 
 
+@pytest.mark.timeout(90)
 @pytest.mark.usefixtures("late_exits")
 def test_members_added_after_their_receiver_finished_do_not_wait_to_deliver(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """The change is decided once every record is in: the sink has finished when the new
-    members are wired, and what they would send it is dropped (nothing: no record comes)
+    """The change is decided once every record is in. The sink is in its slow
+    ``on_finish`` when the new members are wired, so it never reads that it should wait
+    for their ends: what they would send it is dropped (nothing: no record comes)
     instead of waiting SEND_LINGER_MS at their exit for a receiver that is gone."""
     result = cluster.run(
-        counting(tmp_path, 6000),
+        counting(tmp_path, 6000, sink="shard_elements:SlowFinishSink", sink_extra=", delay=3.0"),
         autoscale=False,
         fusion="off",
         snapshot_every=0,
@@ -98,18 +107,19 @@ def test_members_added_after_their_receiver_finished_do_not_wait_to_deliver(
 def test_members_whose_senders_finished_while_they_started_end_too(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """New members take 3 s to start; the stream ends meanwhile. The senders have finished
-    when the master connects them: the members end those connections themselves
-    instead of waiting for an end-of-stream no sender will send."""
+    """New members are wired while the stream flows (it lasts 3 s; they are decided at
+    about 1 s) and take 3 s to start: the stream ends meanwhile. The senders have
+    finished when the master connects them: the members end those connections
+    themselves instead of waiting for an end-of-stream no sender will send."""
     result = cluster.run(
-        counting(tmp_path, 12000, "shard_elements:SlowStartCount", ", delay=3.0"),
+        counting(tmp_path, 18000, "shard_elements:SlowStartCount", ", delay=3.0"),
         autoscale=False,
         fusion="off",
         snapshot_every=0,
         reshard=["counts:members=3@2000"],
     )
     assert result.exit_code == 0, result.problems
-    exact(tmp_path, 12000)
+    exact(tmp_path, 18000)
     elements = result.summary()["elements"]
     assert {"counts#2", "counts#3"} <= elements.keys()
     assert result.elapsed < SEND_LINGER_MS / 1000 / 2, "a new member waited out its linger"

@@ -22,8 +22,9 @@ from datablox.runtime.shardlink import (
 from datablox.security import connect_curve, serve_curve
 
 #: How long a process that has finished goes on delivering what its push connections
-#: still hold (its records, their end-of-stream) before it exits anyway. A connection
-#: whose receiver has gone is abandoned by the master, so its exit does not wait.
+#: still hold (its records, their end-of-stream) before it exits anyway. The master
+#: abandons a connection whose receiver has crashed, or finished before a new shard
+#: member was wired to it (``master/shardwiring.py``), so the exit does not wait for it.
 SEND_LINGER_MS = 30_000
 
 
