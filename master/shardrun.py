@@ -20,9 +20,10 @@ A keyed move of a batch of partitions (``_move``):
 4. the routers switch to the next table version and send what they held.
 
 Scale-out adds members (processes of their own, wired to the shard's
-receivers, then to its routers: ``master/shardwiring.py``) and moves partitions to them in batches;
-scale-in moves the partitions of the leaving members away, then ends their
-input connections, so they finish like any element whose inputs ended.
+receivers, then to its routers: ``master/shardwiring.py``) and moves
+partitions to them in batches; scale-in moves the partitions of the leaving
+members away, then ends their input connections, so they finish like any
+element whose inputs ended.
 """
 
 from __future__ import annotations
