@@ -31,13 +31,26 @@ def shard_summary(ctl: ShardController) -> dict[str, Any]:
             "timeline": record.timeline,
             "moves": record.moves,
             "forced_not_done": [
-                f"--reshard {a.text}: not done; the shard received {ctl.shard_in(name):,} of "
-                f"the {a.after:,} records it waited for"
+                not_done(a.text, ctl.shard_in(name), a.after)
                 for a in ctl.actions
                 if a.shard == name
             ],
         }
     return out
+
+
+def not_done(action: str, received: int, after: int) -> str:
+    """Why a forced change (``--reshard``) was never made."""
+    if received < after:
+        return (
+            f"--reshard {action}: not done; the shard received {received:,} of the "
+            f"{after:,} records it waited for"
+        )
+    # forced changes are looked at in the once-a-second rounds of the scaling policy
+    return (
+        f"--reshard {action}: not done; the shard had its {after:,} records only as its "
+        f"stream ended ({received:,} in all), before the next round of changes"
+    )
 
 
 def shard_lines(ctl: ShardController) -> list[str]:

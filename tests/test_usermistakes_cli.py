@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from datablox.master.shardreport import not_done
 from tests.test_cli import cli
 
 HELLO = """topology hello {
@@ -205,3 +206,12 @@ def test_a_forced_change_the_run_ends_before_is_named_in_the_summary(tmp_path: P
         "warning: --reshard counts:members=2@5000: not done; the shard received 3,000 of the "
         "5,000 records it waited for" in said
     ), said
+
+
+def test_a_forced_change_whose_count_came_with_the_end_of_the_stream_says_so() -> None:
+    """Before: "the shard received 50,000 of the 49,000 records it waited for"."""
+    assert not_done("double:members=4@49000", 50_000, 49_000) == (
+        "--reshard double:members=4@49000: not done; the shard had its 49,000 records only "
+        "as its stream ended (50,000 in all), before the next round of changes"
+    )
+    assert "received 3,000 of the 5,000 records" in not_done("c:members=2@5000", 3000, 5000)
