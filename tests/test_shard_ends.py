@@ -71,11 +71,22 @@ def counting(
     )
 
 
-def exact(tmp_path: Path, count: int) -> None:
+def run_change(
+    cluster: Cluster, tmp_path: Path, tradecraft: dict[str, Any], count: int, change: str
+) -> dict[str, Any]:
+    """Run with one forced change; the counts must be exact and the run must not have
+    waited out a linger. The summary's elements, for the test to look at."""
+    result = cluster.run(
+        tradecraft, autoscale=False, fusion="off", snapshot_every=0, reshard=[change]
+    )
+    assert result.exit_code == 0, result.problems
     rows = read(tmp_path / "counts.jsonl")
     got = {r["key"]: r["count"] for r in rows}
     assert len(rows) == len(got)
     assert got == expected_counts(count, 500)
+    assert result.elapsed < SEND_LINGER_MS / 1000 / 2, "a new member waited out its linger"
+    elements: dict[str, Any] = result.summary()["elements"]
+    return elements
 
 
 @pytest.mark.timeout(90)
@@ -87,26 +98,17 @@ def test_members_added_after_their_receiver_finished_do_not_wait_to_deliver(
     for their ends, and it has exited when they run (they take 4 s to start): what they
     would send it is dropped (nothing: no record comes) instead of waiting
     SEND_LINGER_MS at their exit for a receiver that is gone."""
-    result = cluster.run(
-        counting(
-            tmp_path,
-            6000,
-            "shard_elements:SlowStartCount",
-            ", delay=4.0",
-            sink="shard_elements:SlowFinishSink",
-            sink_extra=", delay=3.0",
-        ),
-        autoscale=False,
-        fusion="off",
-        snapshot_every=0,
-        reshard=["counts:members=3@6000"],
+    tradecraft = counting(
+        tmp_path,
+        6000,
+        "shard_elements:SlowStartCount",
+        ", delay=4.0",
+        sink="shard_elements:SlowFinishSink",
+        sink_extra=", delay=3.0",
     )
-    assert result.exit_code == 0, result.problems
-    exact(tmp_path, 6000)
-    elements = result.summary()["elements"]
+    elements = run_change(cluster, tmp_path, tradecraft, 6000, "counts:members=3@6000")
     assert "counts#3" in elements  # the change did start
     assert elements["counts#1"]["in"] == 6000
-    assert result.elapsed < SEND_LINGER_MS / 1000 / 2, "a new member waited out its linger"
 
 
 @pytest.mark.timeout(60)
@@ -118,15 +120,6 @@ def test_members_whose_senders_finished_while_they_started_end_too(
     about 1 s) and take 3 s to start: the stream ends meanwhile. The senders have
     finished when the master connects them: the members end those connections
     themselves instead of waiting for an end-of-stream no sender will send."""
-    result = cluster.run(
-        counting(tmp_path, 18000, "shard_elements:SlowStartCount", ", delay=3.0"),
-        autoscale=False,
-        fusion="off",
-        snapshot_every=0,
-        reshard=["counts:members=3@2000"],
-    )
-    assert result.exit_code == 0, result.problems
-    exact(tmp_path, 18000)
-    elements = result.summary()["elements"]
+    tradecraft = counting(tmp_path, 18000, "shard_elements:SlowStartCount", ", delay=3.0")
+    elements = run_change(cluster, tmp_path, tradecraft, 18000, "counts:members=3@2000")
     assert {"counts#2", "counts#3"} <= elements.keys()
-    assert result.elapsed < SEND_LINGER_MS / 1000 / 2, "a new member waited out its linger"
