@@ -300,16 +300,14 @@ class Run(NodeWatch, RunEnding):
             for name, proc in st.processes.items():
                 if not proc.exited:
                     proc.last_load = now  # silent from here on when no report comes
-                    self.to_process(name, {"op": "go"})
-                    if st.stopping:
-                        self.to_process(name, {"op": "stop"})
+                    self.go(name)
         elif self.phase == "running":
             st.processes[process].last_load = time.monotonic()
             if not self.shards.wiring.hold_go(process):
                 self.go(process)
 
     def go(self, process: str) -> None:
-        """Let a process that started while the run runs (a new shard member) go."""
+        """Let a started process go (and stop at once if the run is stopping)."""
         self.to_process(process, {"op": "go"})
         if self.state.stopping:
             self.to_process(process, {"op": "stop"})

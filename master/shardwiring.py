@@ -117,8 +117,8 @@ class MemberWiring:
             self.run.to_process(process, msg)
 
     def held(self, member: str) -> bool:
-        process = self.run.state.process_of[member]
-        return process in self.go_held or self.ledger.waiting(process, "add_inputs")
+        """True while a receiver of ``member`` has not answered (it has no ``go`` yet)."""
+        return self.ledger.waiting(self.run.state.process_of[member], "add_inputs")
 
     def connect(self, member: str) -> None:
         """Routers open links (and query sockets) to a started member. A sender element the
